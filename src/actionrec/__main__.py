@@ -1,0 +1,5 @@
+import sys
+
+from actionrec.cli import main
+
+sys.exit(main())
