@@ -13,13 +13,13 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _to_device(x: Any, device: torch.device | str) -> Any:
+def to_device(x: Any, device: torch.device | str) -> Any:
     if isinstance(x, torch.Tensor):
         return x.to(device)
     if isinstance(x, tuple | list):
-        return type(x)(_to_device(v, device) for v in x)
+        return type(x)(to_device(v, device) for v in x)
     if isinstance(x, dict):
-        return {k: _to_device(v, device) for k, v in x.items()}
+        return {k: to_device(v, device) for k, v in x.items()}
     return x
 
 
@@ -33,5 +33,5 @@ def count_macs(model: nn.Module, example: Any, *, device: str = "meta") -> int:
 
     m = copy.deepcopy(model).to(device).eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        m(_to_device(example, device))
+        m(to_device(example, device))
     return counter.get_total_flops() // 2

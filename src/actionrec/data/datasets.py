@@ -1,0 +1,298 @@
+"""Video datasets: one :class:`VideoDataset` over any annotation format, built from a :class:`DataConfig`.
+
+A sample is a dict (the keys the training loop, evaluator and collate read)::
+
+    {"video": float tensor (C, T, H, W) — or (V, C, T, H, W), V = clips x crops, with several views,
+     "label": int, "index": int, "path": str,
+     "failed": [(path, reason), ...]}   # videos that failed while producing this sample (usually [])
+
+Only the sampled frames are decoded (``open_video`` + ``get_frames`` with the indices from
+``sample_indices``). A video that is missing or cannot be decoded never stops an epoch: it is
+recorded in ``dataset.failures`` (path -> reason), logged once, and the sample is replaced by another
+one chosen deterministically from the requested index; ``index``/``path``/``label`` then describe the
+video actually returned. Missing files are found at construction (one ``os.path.exists`` per entry),
+dropped from the list and counted in ``dataset.missing``. Too many failures raise
+:class:`~actionrec.errors.DatasetError`.
+
+Worker processes: each worker has its own copy of the dataset, so failures seen there travel to the
+main process inside the batch (the ``"failed"`` entry, concatenated by :func:`collate_samples`) and
+:class:`~actionrec.data.loader.VideoLoader` merges them into the main process's ``dataset.failures``
+while iterating; ``dataset.report()`` at the end of an epoch is therefore correct with any
+``num_workers``. With a plain ``DataLoader`` use ``collate_fn=collate_samples`` and call
+``dataset.absorb_failures(batch["failed"])`` yourself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+
+from actionrec.data import annotations as ann
+from actionrec.data.decode import BACKENDS, open_video
+from actionrec.data.sampling import SamplingConfig, sample_indices
+from actionrec.errors import ActionrecError, ConfigError, DatasetError, VideoDecodeError
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics400", "kinetics600", "kinetics700", "ssv2", "list",
+            "folder")
+Transform = Callable[[np.ndarray], torch.Tensor]
+_MAX_REPLACEMENTS = 20  # consecutive failed replacements for one sample before giving up
+
+
+@dataclass
+class DataConfig:
+    """Where a dataset lives and how to read it.
+
+    ``root`` holds the videos; ``annotations`` the split files (a folder, or a file for ``list`` and
+    Kinetics); it defaults to ``root`` (right for ``synthetic``, whose folder is in the UCF101 layout).
+    ``fold`` picks the UCF101/HMDB51 split. ``classes_file`` (one name per line) names the classes of
+    a ``list`` dataset. ``check_files`` drops missing videos up front; ``max_failures_fraction`` is
+    the share of videos allowed to be missing or undecodable before the dataset gives up.
+    ``max_samples`` keeps an evenly spaced subset (quick runs).
+    """
+
+    dataset: str = "synthetic"
+    root: str = "data/synthetic"
+    annotations: str | None = None
+    fold: int = 1
+    backend: str = "pyav"
+    num_workers: int = 2
+    max_failures_fraction: float = 0.5
+    classes_file: str | None = None
+    check_files: bool = True
+    max_samples: int | None = None
+    decode_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown video backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        if self.fold < 1 or self.num_workers < 0:
+            raise ConfigError(f"need fold >= 1 and num_workers >= 0, got {self.fold} and {self.num_workers}")
+        if not 0.0 < self.max_failures_fraction <= 1.0:
+            raise ConfigError(f"max_failures_fraction must be in (0, 1], got {self.max_failures_fraction}")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise ConfigError(f"max_samples must be positive, got {self.max_samples}")
+
+
+class VideoDataset(Dataset):
+    """Samples ``(relative path, label)`` under ``root``, decoded sparsely, sampled and transformed."""
+
+    def __init__(self, root: str | Path, samples: Sequence[tuple[str, int]], classes: Sequence[str], *,
+                 sampling: SamplingConfig, transform: Transform, train: bool, backend: str = "pyav",
+                 max_failures_fraction: float = 0.5, check_files: bool = True, seed: int = 0,
+                 decode_timeout_s: float = 60.0, num_workers: int = 2, name: str = "") -> None:
+        self.root = Path(root)
+        self.classes = list(classes)
+        self.sampling, self.transform, self.train = sampling, transform, train
+        self.backend, self.seed, self.decode_timeout_s = backend, seed, decode_timeout_s
+        self.max_failures_fraction = max_failures_fraction
+        self.num_workers = num_workers  # the default for build_loader
+        self.name = name or self.root.name
+        self.failures: dict[str, str] = {}
+        self.missing: list[str] = []
+        self.total = len(samples)
+        self.samples = self._drop_missing(list(samples)) if check_files else list(samples)
+
+    # ------------------------------------------------------------ construction
+    def _drop_missing(self, samples: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        present = []
+        for rel, label in samples:
+            if os.path.exists(self.root / rel):
+                present.append((rel, label))
+            else:
+                self.missing.append(rel)
+        if self.missing:
+            log.warning("%s: %d of %d videos are missing under %s (e.g. %s); continuing without them",
+                        self.name, len(self.missing), len(samples), self.root, self.missing[0])
+        if not present or len(self.missing) > self.max_failures_fraction * len(samples):
+            raise DatasetError(f"{self.root}: {len(self.missing)} of {len(samples)} videos of {self.name} are "
+                               f"missing (e.g. {self.missing[0]}); is root right?")
+        return present
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def labels(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+    def path(self, index: int) -> Path:
+        return self.root / self.samples[index][0]
+
+    # ------------------------------------------------------------ loading
+    def load(self, index: int) -> dict[str, Any]:
+        """The sample at ``index`` or a VideoDecodeError (no replacement)."""
+        path = self.path(index)
+        with open_video(path, self.backend, timeout_s=self.decode_timeout_s) as reader:
+            meta = reader.metadata
+            if not meta.num_frames or meta.num_frames < 1:
+                raise VideoDecodeError(path, "no frames")
+            indices = sample_indices(self.sampling, num_frames=meta.num_frames, fps=meta.fps,
+                                     train=self.train, rng=self._rng(index))
+            wanted, inverse = np.unique(indices, return_inverse=True)  # decode each frame once
+            frames = reader.get_frames(wanted)
+        clips = frames[inverse.reshape(indices.shape)]  # (clips, F, H, W, 3)
+        video = self._views([self.transform(clip) for clip in clips])
+        return {"video": video, "label": self.samples[index][1], "index": index, "path": str(path)}
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if self.train:  # torch's RNG is seeded per worker and per epoch by the DataLoader
+            return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+        return np.random.default_rng([self.seed, index])
+
+    @staticmethod
+    def _views(clips: list[torch.Tensor]) -> torch.Tensor:
+        if len(clips) == 1 and clips[0].ndim == 4:
+            return clips[0]  # (C, T, H, W)
+        # clips x [(C, T, H, W) or (N, C, T, H, W)] -> (V, C, T, H, W), V = clips x crops
+        return torch.cat([c.unsqueeze(0) if c.ndim == 4 else c for c in clips])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        failed: list[tuple[str, str]] = []
+        candidate = index
+        for attempt in range(_MAX_REPLACEMENTS + 1):
+            try:
+                sample = self.load(candidate)
+            except (ActionrecError, OSError) as e:
+                failed.append(self._note_failure(candidate, e))
+                candidate = self._replacement(index, attempt)
+                continue
+            sample["failed"] = failed
+            return sample
+        raise DatasetError(f"{self.root}: {_MAX_REPLACEMENTS + 1} videos in a row failed to load for sample "
+                           f"{index} ({len(self.failures)} failures so far, last: {failed[-1][0]}: "
+                           f"{failed[-1][1]})")
+
+    def _replacement(self, index: int, attempt: int) -> int:
+        """A deterministic stand-in for sample ``index`` (never a video known to be bad, if possible)."""
+        rng = np.random.default_rng([self.seed, index, attempt])
+        for _ in range(8):
+            j = int(rng.integers(len(self.samples)))
+            if str(self.path(j)) not in self.failures:
+                return j
+        return j
+
+    def _note_failure(self, index: int, error: Exception) -> tuple[str, str]:
+        path = str(self.path(index))
+        reason = error.reason if isinstance(error, VideoDecodeError) else str(error)
+        if get_worker_info() is None:  # in a worker the main process logs it when the batch arrives
+            self.absorb_failures([(path, reason)])
+        else:
+            self.failures.setdefault(path, reason)
+            self._check_budget()
+        return path, reason
+
+    # ------------------------------------------------------------ failure bookkeeping
+    def absorb_failures(self, failed: Sequence[tuple[str, str]]) -> None:
+        """Record failures (e.g. reported by worker processes); each new one is logged once."""
+        for path, reason in failed:
+            if path not in self.failures:
+                self.failures[path] = reason
+                log.warning("%s: skipped %s (%s); replaced by another sample", self.name, path, reason)
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        bad = len(self.failures) + len(self.missing)
+        if bad > self.max_failures_fraction * self.total or (self.samples and len(self.failures) >= len(self)):
+            raise DatasetError(f"{self.root}: too many unusable videos ({self.report()})")
+
+    def report(self) -> str:
+        """One line: how many videos were skipped and why (missing files and decode failures)."""
+        total = self.total
+        if not self.failures and not self.missing:
+            return f"{self.name}: all {total} videos usable"
+        reasons: dict[str, int] = {}
+        for reason in self.failures.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        parts = [f"{len(self.missing)} missing"] if self.missing else []
+        parts += [f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]]
+        skipped = len(self.failures) + len(self.missing)
+        return f"{self.name}: skipped {skipped} of {total} videos: {'; '.join(parts)}"
+
+    def __repr__(self) -> str:
+        return (f"VideoDataset({self.name!r}, {len(self)} videos, {self.num_classes} classes, "
+                f"train={self.train}, backend={self.backend!r})")
+
+
+# ---------------------------------------------------------------- building from a config
+def _annotations(data: DataConfig, subset: str) -> ann.Annotations:
+    folder = Path(data.annotations or data.root)
+    if data.dataset in ("synthetic", "ucf101"):
+        if data.dataset == "synthetic" and not (folder / "classInd.txt").is_file():
+            raise DatasetError(f"{folder}: no synthetic benchmark here; create it with "
+                               f"`actionrec synth --out {folder}`")
+        return ann.parse_ucf101(folder, fold=data.fold, subset=subset)
+    if data.dataset == "hmdb51":
+        return ann.parse_hmdb51(folder, fold=data.fold, subset=subset)
+    if data.dataset.startswith("kinetics"):
+        return ann.parse_kinetics(folder, subset=subset, root=data.root)
+    if data.dataset == "ssv2":
+        return ann.parse_ssv2(folder, subset=subset)
+    if data.dataset == "list":
+        return ann.parse_list(_list_file(folder, subset), classes=_classes_file(data))
+    frames = data.backend == "frames"  # class folders of frame folders instead of video files
+    for name in (subset, "val") if subset == "test" else (subset,):  # root/<subset>/<class>/... if present
+        if (Path(data.root) / name).is_dir():
+            return _prefixed(ann.parse_folder(Path(data.root) / name, frames=frames), name)
+    return ann.parse_folder(data.root, frames=frames)
+
+
+def _prefixed(a: ann.Annotations, prefix: str) -> ann.Annotations:
+    return ann.Annotations([(f"{prefix}/{p}", y) for p, y in a.samples], a.classes)
+
+
+def _list_file(folder: Path, subset: str) -> Path:
+    if folder.is_file():
+        return folder
+    names = (f"{subset}.txt", f"{subset}list.txt") + (("val.txt", "vallist.txt") if subset == "test" else ())
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise DatasetError(f"{folder}: no {subset} list file (looked for {', '.join(names)})")
+
+
+def _classes_file(data: DataConfig) -> list[str] | None:
+    return ann.read_class_names(data.classes_file) if data.classes_file else None
+
+
+def _subsample(a: ann.Annotations, n: int | None) -> ann.Annotations:
+    if n is None or n >= len(a.samples):
+        return a
+    keep = np.linspace(0, len(a.samples) - 1, n).round().astype(int)
+    return ann.Annotations([a.samples[i] for i in keep], a.classes)
+
+
+def build_dataset(data: DataConfig, *, subset: str, sampling: SamplingConfig, transform: Transform,
+                  seed: int = 0) -> VideoDataset:
+    """The ``subset`` ("train" or "test") of the dataset described by ``data``."""
+    if subset not in ("train", "test"):
+        raise ConfigError(f"subset must be 'train' or 'test', got {subset!r}")
+    a = _subsample(_annotations(data, subset), data.max_samples)
+    return VideoDataset(data.root, a.samples, a.classes, sampling=sampling, transform=transform,
+                        train=subset == "train", backend=data.backend, check_files=data.check_files,
+                        max_failures_fraction=data.max_failures_fraction, seed=seed,
+                        decode_timeout_s=data.decode_timeout_s, num_workers=data.num_workers,
+                        name=f"{data.dataset}/{subset}")
+
+
+def __getattr__(name: str) -> Any:  # build_loader / collate_samples live in loader.py (it imports us)
+    if name in ("build_loader", "collate_samples", "VideoLoader"):
+        from actionrec.data import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,80 @@
+"""The DataLoader every engine uses: worker processes, deterministic seeding, failure bookkeeping.
+
+:func:`build_loader` returns a :class:`VideoLoader`, a ``torch.utils.data.DataLoader`` that
+
+- shuffles with a seeded generator (training) or a seeded ``DistributedSampler`` (``distributed``;
+  call ``loader.set_epoch(epoch)`` every epoch so each epoch gets a new order on every rank);
+- seeds ``random`` and ``numpy`` in every worker from torch's per-worker seed, so augmentation is
+  reproducible for a given seed and number of workers;
+- uses ``pin_memory`` when CUDA is available and keeps workers alive between epochs;
+- drops the last incomplete batch when training;
+- collates with :func:`collate_samples` and merges the ``"failed"`` entries of every batch into the
+  main process's ``dataset.failures``, so ``dataset.report()`` at the end of an epoch counts the videos
+  skipped in every worker.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+
+
+def collate_samples(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Default-collate the samples; concatenate their ``"failed"`` lists (which vary in length)."""
+    failed = [f for sample in batch for f in sample.get("failed", ())]
+    out = default_collate([{k: v for k, v in s.items() if k != "failed"} for s in batch])
+    out["failed"] = failed
+    return out
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn``: seed numpy and random from the seed torch gave this worker."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    torch.set_num_threads(1)  # workers run side by side; one thread each avoids oversubscription
+
+
+class VideoLoader(DataLoader):
+    """A DataLoader that hands the failures reported inside batches to the dataset (see module doc)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        absorb = getattr(self.dataset, "absorb_failures", None)
+        for batch in super().__iter__():
+            if absorb is not None and isinstance(batch, dict) and batch.get("failed"):
+                absorb(batch["failed"])
+            yield batch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle a distributed sampler for ``epoch`` (the seeded generator reshuffles by itself)."""
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
+
+
+def build_loader(dataset: Dataset, *, batch_size: int, train: bool, distributed: bool = False, seed: int = 0,
+                 num_workers: int | None = None, drop_last: bool | None = None,
+                 prefetch_factor: int = 2) -> VideoLoader:
+    """A :class:`VideoLoader` over ``dataset``; ``num_workers`` defaults to ``dataset.num_workers`` (or 2).
+
+    ``drop_last`` defaults to ``train``. With ``distributed`` the process group must be initialised;
+    each rank then sees its own shard (test shards are padded to equal size by the sampler).
+    """
+    if num_workers is None:
+        num_workers = int(getattr(dataset, "num_workers", 2))
+    drop_last = train if drop_last is None else drop_last
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if distributed:
+        sampler = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=drop_last)
+    workers = num_workers > 0
+    return VideoLoader(
+        dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+        num_workers=num_workers, collate_fn=collate_samples, pin_memory=torch.cuda.is_available(),
+        drop_last=drop_last, worker_init_fn=seed_worker if workers else None, generator=generator,
+        persistent_workers=workers, prefetch_factor=prefetch_factor if workers else None,
+    )

@@ -1,0 +1,585 @@
+"""One training loop for every model: ``train(cfg, out_dir=...) -> TrainResult``.
+
+SGD/AdamW with per-step cosine + linear warm-up, no weight decay on biases and norm parameters,
+label smoothing, gradient clipping and accumulation, mixed precision (bf16 autocast on CPU,
+bf16/fp16 with a GradScaler on CUDA), channels_last_3d, optional ``torch.compile``, deterministic
+mode, DDP under torchrun. Models may return a tensor of logits or a structure with ``logits`` and a
+``losses`` dict of auxiliary losses (attribute or key access), which are added to the loss.
+
+Reproducibility: the data order is a pure function of ``(seed, epoch)`` (see
+:class:`~actionrec.engine.distributed.EpochSampler`) and every global generator is reseeded from
+``(seed, epoch, rank)`` at the start of each epoch, so a run resumed from ``last.pt`` replays exactly
+what an uninterrupted run does. ``last.pt`` is written at every epoch end and, after SIGINT/SIGTERM,
+at the next optimiser-step boundary with the number of batches already consumed; resuming then
+re-reads (and discards) those batches to put the data pipeline where it was and restores the RNGs.
+
+Output folder: ``last.pt``, ``best.pt`` (best validation top-1), ``config.yaml``, ``metrics.jsonl``,
+``curves.png``, ``model.safetensors`` (final weights + JSON card) and ``tensorboard/`` if installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from actionrec.engine import checkpoint as ckpt
+from actionrec.engine import distributed as D
+from actionrec.engine.config import (
+    Config,
+    build_datasets,
+    config_to_dict,
+    dataset_report,
+    preprocessing_card,
+    save_config,
+)
+from actionrec.engine.logging import MetricsLogger, Throughput, plot_curves, progress
+from actionrec.engine.optim import build_optimizer, build_scheduler
+from actionrec.errors import ActionrecError, ConfigError
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run produced. Paths are None on ranks other than 0."""
+
+    out_dir: Path
+    last_checkpoint: Path | None
+    best_checkpoint: Path | None
+    weights: Path | None  # model.safetensors: final weights + card; None when interrupted
+    epochs_completed: int
+    global_step: int
+    best_top1: float | None
+    final_top1: float | None
+    interrupted: bool = False
+    classes: list[str] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it at optimiser-step boundaries."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading_main():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, old in self._old.items():
+            signal.signal(s, old)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
+    p = cfg.train.precision
+    if p == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if p == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision: fp16 needs CUDA; use bf16 on CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """channels_last_3d for 5-D parameters, channels_last for 4-D ones (mixed 2-D/3-D models)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.ndim == 5:
+            t.data = t.data.contiguous(memory_format=torch.channels_last_3d)
+        elif t.ndim == 4:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
+def to_device(x: Any, device: torch.device, channels_last: bool = False) -> Any:
+    """Move a tensor / tuple / list / dict of tensors; 5-D clips optionally to channels_last_3d."""
+    if isinstance(x, torch.Tensor):
+        x = x.to(device, non_blocking=True)
+        if channels_last and x.ndim == 5:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        return x
+    if isinstance(x, (tuple, list)):
+        return type(x)(to_device(v, device, channels_last) for v in x)
+    if isinstance(x, dict):
+        return {k: to_device(v, device, channels_last) for k, v in x.items()}
+    return x
+
+
+def split_output(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(logits, auxiliary losses) from a tensor, a dict or an object with ``logits``/``losses``."""
+    if isinstance(out, torch.Tensor):
+        return out, {}
+    if isinstance(out, dict):
+        return out["logits"], dict(out.get("losses") or {})
+    return out.logits, dict(getattr(out, "losses", None) or {})
+
+
+def _batch_size(x: Any) -> int:
+    if isinstance(x, torch.Tensor):
+        return x.shape[0]
+    first = next(iter(x.values())) if isinstance(x, dict) else x[0]
+    return _batch_size(first)
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    show: bool = False,
+) -> dict[str, float]:
+    """Clip-level loss and top-1 (%) of one view per video, summed over all ranks.
+
+    Samples with several views, (B, V, C, T, H, W), are scored by averaging the views' logits.
+    """
+    model.eval()
+    total_loss, correct, count = 0.0, 0.0, 0.0
+    for batch in progress(loader, total=len(loader), desc="val", enabled=show):
+        x, y = to_device(batch["video"], device, channels_last), batch["label"].to(device)
+        views = 1
+        if isinstance(x, torch.Tensor) and x.ndim == 6:
+            views = x.shape[1]
+            x = x.flatten(0, 1)  # (B, V, C, T, H, W) -> (B*V, C, T, H, W)
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits, _ = split_output(model(x))
+        logits = logits.float().view(y.shape[0], views, -1).mean(1)  # (B*V, K) -> (B, K)
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        count += y.shape[0]
+    total_loss, correct, count = D.all_reduce_sum([total_loss, correct, count], device)
+    return {
+        "val_loss": total_loss / max(1.0, count),
+        "val_top1": 100.0 * correct / max(1.0, count),
+        "val_clips": count,
+    }
+
+
+def _make_loader(dataset: Dataset, *, batch: int, info: D.DistInfo, cfg: Config, train: bool) -> DataLoader:
+    sampler = D.EpochSampler(
+        dataset, rank=info.rank, world_size=info.world_size, shuffle=train, seed=cfg.train.seed, pad=train
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch,
+        sampler=sampler,
+        num_workers=cfg.train.num_workers,
+        pin_memory=info.device.type == "cuda",
+        drop_last=False,
+        persistent_workers=False,
+    )
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass
+class _Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    epoch: int = 0  # completed epochs
+    batch_in_epoch: int = 0  # batches of the current epoch already trained on
+    global_step: int = 0  # optimiser steps
+    best_top1: float | None = None
+    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # epoch's loss sum, correct, clips
+    rng: list[dict[str, Any]] | None = None  # per rank, for a mid-epoch resume
+
+
+def train(
+    cfg: Config,
+    *,
+    out_dir: str | Path,
+    resume: bool = False,
+    model: nn.Module | None = None,
+    train_set: Dataset | None = None,
+    val_set: Dataset | None = None,
+) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data`` and write checkpoints, metrics and weights to ``out_dir``.
+
+    ``resume=True`` continues from ``out_dir/last.pt`` exactly where it stopped. ``model``,
+    ``train_set`` and ``val_set`` replace what the config would build (datasets yield dicts with
+    ``video`` and ``label``; ``val_set=None`` with a given ``train_set`` disables validation).
+    Under torchrun every rank calls this; rank 0 writes the files.
+    """
+    info = D.init_distributed(cfg.train.device)
+    created_group = info.enabled
+    try:
+        return _Trainer(cfg, Path(out_dir), info, model, train_set, val_set).run(resume)
+    finally:
+        if created_group:
+            D.cleanup()
+
+
+class _Trainer:
+    def __init__(
+        self,
+        cfg: Config,
+        out: Path,
+        info: D.DistInfo,
+        model: nn.Module | None,
+        train_set: Dataset | None,
+        val_set: Dataset | None,
+    ) -> None:
+        self.cfg, self.out, self.info = cfg, out, info
+        if cfg.train.device == "cuda" and info.device.type != "cuda":
+            raise ConfigError("train.device: 'cuda' requested but CUDA is not available")
+        try:
+            self.batch = D.per_rank_batch(cfg.train.batch_size, info.world_size)
+        except ValueError as e:
+            raise ConfigError(f"train.batch_size: {e}") from None
+        self.dtype = _precision(cfg, info.device)
+        self._set_determinism()
+        seed_everything(D.mix_seed(cfg.train.seed, info.rank))
+        self.card = getattr(model, "card", None) if model is not None else self._card()
+        if train_set is None:
+            train_set, val_set = build_datasets(cfg, self.card)
+        self.train_set, self.val_set = train_set, val_set
+        self.classes = [str(c) for c in getattr(train_set, "classes", [])]
+        num_classes = cfg.model.num_classes or len(self.classes)
+        if not num_classes:
+            raise ConfigError("model.num_classes: not set and the dataset has no classes")
+        self.num_classes = num_classes
+        self.model = self._prepare(model if model is not None else self._build_model(num_classes))
+        self.loader = _make_loader(train_set, batch=self.batch, info=info, cfg=cfg, train=True)
+        self.val_loader = (
+            _make_loader(val_set, batch=self.batch, info=info, cfg=cfg, train=False)
+            if val_set is not None and cfg.train.eval_every
+            else None
+        )
+        self.n_batches = len(self.loader)
+        if cfg.train.max_steps_per_epoch:
+            self.n_batches = min(self.n_batches, cfg.train.max_steps_per_epoch * cfg.optim.accumulate)
+        if self.n_batches == 0:
+            raise ConfigError("train.batch_size: the training set yields no batch")
+        steps = -(-self.n_batches // cfg.optim.accumulate)
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(
+            self.optimizer, cfg.optim, steps_per_epoch=steps, epochs=cfg.train.epochs
+        )
+        self.scaler = torch.amp.GradScaler(info.device.type, enabled=self.dtype == torch.float16)
+
+    def _card(self) -> Any:
+        from actionrec.models.registry import get_card
+
+        return get_card(self.cfg.model.name)
+
+    def _set_determinism(self) -> None:
+        self._prev_det = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+        )
+        if self.cfg.train.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+        else:
+            torch.backends.cudnn.benchmark = self.info.device.type == "cuda"
+
+    def _build_model(self, num_classes: int) -> nn.Module:
+        from actionrec.models.registry import create_model
+
+        m = self.cfg.model
+        kwargs = dict(m.overrides)
+        if m.dropout is not None:
+            kwargs["dropout"] = m.dropout
+        first = m.pretrained_classes if m.weights and m.pretrained_classes else num_classes
+        try:
+            model = create_model(m.name, num_classes=first, weights=m.weights, strict=m.strict, **kwargs)
+        except TypeError as e:
+            raise ConfigError(f"model.overrides: {m.name} does not accept them ({e})") from None
+        if first != num_classes:
+            model.reset_classifier(num_classes)  # fine-tuning: a fresh head for the new classes
+        return model
+
+    def _prepare(self, model: nn.Module) -> nn.Module:
+        model = model.to(self.info.device)
+        if self.cfg.train.channels_last:
+            to_channels_last(model)
+        if self.info.enabled:
+            ids = [self.info.local_rank] if self.info.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if self.cfg.train.compile:
+            model = torch.compile(model)
+        return model
+
+    # -------------------------------------------------------------- checkpoints
+
+    def _state_dict(self, p: _Progress) -> dict[str, Any]:
+        return {
+            "model": ckpt.unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": p.epoch,
+            "batch_in_epoch": p.batch_in_epoch,
+            "global_step": p.global_step,
+            "best_top1": p.best_top1,
+            "sums": list(p.sums),
+            "rng": D.gather_objects(ckpt.rng_state()),
+            "world_size": self.info.world_size,
+            "classes": self.classes,
+            "config": config_to_dict(self.cfg),
+        }
+
+    def _save(self, p: _Progress, *names: str) -> None:
+        state = self._state_dict(p)  # every rank: gathering the RNG states is collective
+        D.barrier()
+        if self.info.is_main:
+            for name in names:
+                ckpt.save_checkpoint(self.out / name, state)
+        D.barrier()
+
+    def _restore(self) -> _Progress:
+        s = ckpt.load_checkpoint(self.out / "last.pt")
+        ckpt.unwrap(self.model).load_state_dict(s["model"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.scheduler.load_state_dict(s["scheduler"])
+        if s["scaler"]:
+            self.scaler.load_state_dict(s["scaler"])
+        same_world = s["world_size"] == self.info.world_size
+        return _Progress(
+            epoch=s["epoch"],
+            batch_in_epoch=s["batch_in_epoch"] if same_world else 0,
+            global_step=s["global_step"],
+            best_top1=s["best_top1"],
+            sums=list(s["sums"]),
+            rng=s["rng"] if same_world else None,
+        )
+
+    # -------------------------------------------------------------- one epoch
+
+    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = to_device(batch["video"], self.info.device, self.cfg.train.channels_last)
+        y = batch["label"].to(self.info.device, non_blocking=True)
+        with torch.autocast(
+            self.info.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
+        ):
+            logits, aux = split_output(self.model(x))
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.optim.label_smoothing)
+        for extra in aux.values():
+            loss = loss + extra.float()
+        return loss, logits.detach(), y
+
+    def _optimizer_step(self) -> None:
+        if self.cfg.optim.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+    def _stop_requested(self, flag: _StopFlag) -> bool:
+        raised = 1.0 if flag.signum is not None else 0.0
+        return D.all_reduce_sum([raised], self.info.device)[0] > 0 if self.info.enabled else raised > 0
+
+    def _start_epoch(self, epoch: int, p: _Progress) -> Any:
+        seed_everything(D.mix_seed(self.cfg.train.seed, epoch, self.info.rank))
+        self.loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        self.model.train()
+        it = iter(self.loader)
+        for _ in range(p.batch_in_epoch):  # mid-epoch resume: replay the data pipeline, then the RNGs
+            next(it)
+        if p.batch_in_epoch and p.rng:
+            ckpt.set_rng_state(p.rng[self.info.rank])
+        return it
+
+    def _train_epoch(self, epoch: int, p: _Progress, flag: _StopFlag) -> bool:
+        """Train one epoch (or its rest); False when stopped by a signal (checkpoint already saved)."""
+        it, acc = self._start_epoch(epoch, p), self.cfg.optim.accumulate
+        bar = progress(
+            range(p.batch_in_epoch, self.n_batches),
+            total=self.n_batches,
+            initial=p.batch_in_epoch,
+            desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}",
+            enabled=self.info.is_main,
+        )
+        speed = Throughput()
+        for b in bar:
+            batch = next(it)
+            group_start = b - b % acc
+            group_size = min(acc, self.n_batches - group_start)
+            last = b + 1 == group_start + group_size
+            sync = contextlib.nullcontext() if last or not self.info.enabled else self.model.no_sync()
+            with sync:
+                loss, logits, y = self._loss(batch)
+                self.scaler.scale(loss / group_size).backward()
+            n = y.shape[0]
+            p.sums = [
+                p.sums[0] + loss.item() * n,
+                p.sums[1] + (logits.argmax(1) == y).sum().item(),
+                p.sums[2] + n,
+            ]
+            rate = speed.update(n * self.info.world_size)
+            if not last:
+                continue
+            self._optimizer_step()
+            p.global_step += 1
+            p.batch_in_epoch = b + 1
+            if p.global_step % self.cfg.train.log_every == 0 or b + 1 == self.n_batches:
+                bar.set_postfix(
+                    loss=f"{loss.item():.3f}",
+                    lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                    clips_s=f"{rate:.1f}",
+                )
+            if self._stop_requested(flag) and b + 1 < self.n_batches:
+                bar.close()
+                self._save(p, "last.pt")
+                return False
+        bar.close()
+        return True
+
+    # -------------------------------------------------------------- the run
+
+    def _end_epoch(self, epoch: int, p: _Progress, logger: MetricsLogger, started: float) -> dict[str, Any]:
+        loss_sum, correct, count = D.all_reduce_sum(p.sums, self.info.device)
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "global_step": p.global_step,
+            "train_loss": loss_sum / max(1.0, count),
+            "train_top1": 100.0 * correct / max(1.0, count),
+            "lr": self.scheduler.get_last_lr()[0],
+            "time_s": round(time.time() - started, 3),
+        }
+        every = self.cfg.train.eval_every
+        if self.val_loader is not None and ((epoch + 1) % every == 0 or epoch + 1 == self.cfg.train.epochs):
+            record.update(
+                validate(
+                    self.model,
+                    self.val_loader,
+                    device=self.info.device,
+                    dtype=self.dtype,
+                    channels_last=self.cfg.train.channels_last,
+                    show=self.info.is_main,
+                )
+            )
+        p.epoch, p.batch_in_epoch, p.sums = epoch + 1, 0, [0.0, 0.0, 0.0]
+        improved = "val_top1" in record and (p.best_top1 is None or record["val_top1"] > p.best_top1)
+        if improved:
+            p.best_top1 = record["val_top1"]
+        logger.log(record, step=p.global_step)
+        self._save(p, "last.pt", *(("best.pt",) if improved else ()))
+        if self.info.is_main:
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "global_step"))
+            print(f"epoch {epoch + 1}/{self.cfg.train.epochs}  {shown}", file=sys.stderr)
+            for ds in (self.train_set, self.val_set):
+                report = dataset_report(ds) if ds is not None else None
+                if report:
+                    print(report, file=sys.stderr)
+        return record
+
+    def _finish(self, p: _Progress, history: list[dict[str, Any]], interrupted: bool) -> TrainResult:
+        main = self.info.is_main
+        weights = None
+        if main and not interrupted:
+            weights = ckpt.export_weights(
+                self.model, self.out / "model.safetensors", card=self._weights_card()
+            )
+            plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        D.barrier()
+        finals = [r["val_top1"] for r in history if "val_top1" in r]
+        best = self.out / "best.pt"
+        return TrainResult(
+            out_dir=self.out,
+            last_checkpoint=self.out / "last.pt" if main else None,
+            best_checkpoint=best if main and best.exists() else None,
+            weights=weights,
+            epochs_completed=p.epoch,
+            global_step=p.global_step,
+            best_top1=p.best_top1,
+            final_top1=finals[-1] if finals else None,
+            interrupted=interrupted,
+            classes=self.classes,
+            history=history,
+        )
+
+    def _weights_card(self) -> dict[str, Any]:
+        name = getattr(ckpt.unwrap(self.model), "model_name", self.cfg.model.name)
+        return {
+            "model": name,
+            "num_classes": self.num_classes,
+            "labels": self.classes,
+            "preprocessing": preprocessing_card(self.cfg, self.card) if self.card is not None else {},
+            "config": config_to_dict(self.cfg),
+        }
+
+    def run(self, resume: bool) -> TrainResult:
+        try:
+            return self._run(resume)
+        finally:
+            torch.use_deterministic_algorithms(self._prev_det[0], warn_only=self._prev_det[1])
+
+    def _run(self, resume: bool) -> TrainResult:
+        if not resume and (self.out / "last.pt").exists():
+            raise ActionrecError(
+                f"{self.out}: already holds a run (last.pt); resume it or use another folder"
+            )
+        if self.info.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            ckpt.remove_stale_temp_files(self.out)
+            save_config(self.cfg, self.out / "config.yaml")
+        if resume and not (self.out / "last.pt").exists():
+            if self.info.is_main:
+                print(f"no checkpoint in {self.out} yet: starting from the beginning", file=sys.stderr)
+            resume = False
+        p = self._restore() if resume else _Progress()
+        logger = MetricsLogger(self.out, enabled=self.info.is_main)
+        if resume:
+            logger.truncate_after(p.epoch)
+        elif self.info.is_main:
+            logger.path.unlink(missing_ok=True)
+        history: list[dict[str, Any]] = []
+        try:
+            with _StopFlag() as flag:
+                for epoch in range(p.epoch, self.cfg.train.epochs):
+                    started = time.time()
+                    if not self._train_epoch(epoch, p, flag):
+                        return self._interrupted(p, flag, history)
+                    history.append(self._end_epoch(epoch, p, logger, started))
+                    if self._stop_requested(flag) and epoch + 1 < self.cfg.train.epochs:
+                        return self._interrupted(p, flag, history)
+        finally:
+            logger.close()
+        return self._finish(p, history, interrupted=False)
+
+    def _interrupted(self, p: _Progress, flag: _StopFlag, history: list[dict[str, Any]]) -> TrainResult:
+        if self.info.is_main:
+            name = signal.Signals(flag.signum).name if flag.signum else "a signal on another rank"
+            print(
+                f"stopped by {name} at epoch {p.epoch + 1}, batch {p.batch_in_epoch}; checkpoint saved to "
+                f"{self.out / 'last.pt'}; continue with --resume",
+                file=sys.stderr,
+            )
+        return self._finish(p, history, interrupted=True)

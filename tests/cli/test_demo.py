@@ -1,0 +1,45 @@
+"""`actionrec demo --quick`: data generation, both trainings, evaluation, table, results.json and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from actionrec.cli import main
+from actionrec.cli.demo import MODELS, format_table
+from actionrec.data.synth import SYNTH_PAIRS
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
+    out = capsys.readouterr().out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["models"]) == set(MODELS)
+    for name in MODELS:
+        entry = results["models"][name]
+        assert 0.0 <= entry["top1"] <= 1.0
+        assert set(entry["pairs"]) == set(SYNTH_PAIRS)
+        assert all(0.0 <= v <= 1.0 for v in entry["pairs"].values())
+        assert (tmp_path / name / "model.safetensors").is_file()
+        assert (tmp_path / name / "test" / "confusion.png").is_file()
+        assert name in out
+    assert results["seconds"] > 0 and results["quick"] is True
+    assert (tmp_path / "synthetic-quick" / "classInd.txt").is_file()
+    assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    assert "pair: horizontal" in out
+
+
+def test_table_layout() -> None:
+    table = format_table(
+        {
+            "temporal": {"top1": 0.9375, "pairs": {"horizontal": 1.0, "zoom": 0.875}},
+            "frame": {"top1": 0.5, "pairs": {"horizontal": 0.5, "zoom": 0.25}},
+        }
+    )
+    lines = table.splitlines()
+    assert lines[0].split() == ["temporal", "frame"]
+    assert lines[1].split()[-2:] == ["93.8%", "50.0%"]
+    assert lines[3].split() == ["pair:", "zoom", "87.5%", "25.0%"]

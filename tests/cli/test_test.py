@@ -1,0 +1,99 @@
+"""`actionrec test`: multi-view evaluation of saved weights on a recipe's test split."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from actionrec.cli import main
+from actionrec.data.synth import generate_synthetic
+from actionrec.models.registry import create_model
+from actionrec.weights import save_weights
+
+CLASSES = ["move_right", "move_left", "stay_still"]
+RECIPE = "r2plus1d-small_16x2_synthetic-rgb"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("test_cli")
+    data = generate_synthetic(
+        root / "synthetic", classes=CLASSES, videos_per_class=3, num_frames=24, workers=1
+    )
+    torch.manual_seed(0)
+    model = create_model("r2plus1d_small", num_classes=len(CLASSES))
+    weights = save_weights(model, root / "model.safetensors", labels=CLASSES)
+    return {"root": root, "data": data, "weights": weights}
+
+
+@pytest.mark.slow
+def test_clips_times_crops_views(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    out = setup["root"] / "out"
+    argv = [
+        "test",
+        "--config",
+        RECIPE,
+        "--weights",
+        str(setup["weights"]),
+        "--out",
+        str(out),
+        "--clips",
+        "2",
+        "--crops",
+        "3",
+        f"--data.root={setup['data']}",
+        "--train.num_workers=0",
+        "--precision",
+        "fp32",
+    ]
+    assert main(argv) == 0
+    assert "top-1" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_views"] == 6 and (results["num_clips"], results["num_crops"]) == (2, 3)
+    assert results["num_videos"] == 3  # one test video per class (the synthetic 80/20 split)
+    assert set(results["per_class"]) == set(CLASSES)
+    assert 0.0 <= results["top1"] <= results["top5"] == 1.0  # 3 classes: top-5 covers them all
+    rows = list(csv.reader((out / "predictions.csv").open()))
+    assert len(rows) == 4 and rows[0] == ["path", "label", "prediction", "score"]
+    assert {"confusion.png", "per_class.png", "confusion.csv", "per_class.csv", "config.yaml"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert "data:\n  dataset: synthetic\n  root: " + str(setup["data"]) in (out / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--optim.nonsense=3"], "optim.nonsense: unknown key"),
+        (["--clips", "0"], "--clips"),
+        (["--config", "no_such_recipe"], "no such config file"),
+    ],
+)
+def test_bad_input_is_one_line(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    argv = [
+        "test",
+        "--config",
+        RECIPE,
+        "--weights",
+        str(setup["weights"]),
+        "--out",
+        str(setup["root"] / "bad"),
+        f"--data.root={setup['data']}",
+        *extra,
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_crops_must_be_1_3_or_10(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["test", "--config", RECIPE, "--weights", str(setup["weights"]), "--out", "x", "--crops", "5"])
+    assert exit_info.value.code == 2
+    assert "--crops" in capsys.readouterr().err

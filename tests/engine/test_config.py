@@ -1,0 +1,104 @@
+"""Config loading: YAML recipes, dotted overrides, and ConfigError naming the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from actionrec.engine.config import (
+    Config,
+    config_to_dict,
+    load_config,
+    packaged_recipes,
+    parse_overrides,
+    save_config,
+)
+from actionrec.errors import ConfigError
+
+
+def test_defaults_and_overrides_parse_yaml_values() -> None:
+    cfg = load_config(
+        None,
+        overrides=[
+            "--optim.lr=0.1",
+            "--train.compile=true",
+            "--optim.milestones=[3, 6]",
+            "--model.overrides.width=8",
+            "--optim.grad_clip=null",
+        ],
+    )
+    assert isinstance(cfg, Config)
+    assert cfg.optim.lr == 0.1 and cfg.train.compile is True and cfg.optim.milestones == [3, 6]
+    assert cfg.model.overrides == {"width": 8} and cfg.optim.grad_clip is None
+    assert cfg.train.batch_size == 8  # untouched default
+
+
+def test_int_is_accepted_for_float() -> None:
+    assert load_config({"optim": {"lr": 1}}).optim.lr == 1.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["--optim.lrr=0.1"], "optim.lrr"),
+        (["--optimizer.lr=0.1"], "optimizer"),
+        (["--optim.lr=-0.1"], "optim.lr"),
+        (["--optim.lr=fast"], "optim.lr"),
+        (["--sampling.clip_len=0"], "sampling.clip_len"),
+        (["--train.batch_size=0"], "train.batch_size"),
+        (["--train.epochs=2.5"], "train.epochs"),
+        (["--train.deterministic=3"], "train.deterministic"),
+        (["--train.precision=fp8"], "train.precision"),
+        (["--optim.optimizer=adam"], "optim.optimizer"),
+        (["--optim.schedule=step"], "optim.milestones"),
+        (["--optim.label_smoothing=1.5"], "optim.label_smoothing"),
+        (["--model.num_classes=true"], "model.num_classes"),
+        (["optim.lr"], "optim.lr"),
+    ],
+)
+def test_bad_values_name_the_key(overrides: list[str], key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(None, overrides=overrides)
+
+
+def test_yaml_file_round_trip(tmp_path: Path) -> None:
+    src = tmp_path / "recipe.yaml"
+    src.write_text("model:\n  name: tiny\noptim:\n  lr: 0.05\ntrain:\n  epochs: 3\n")
+    cfg = load_config(src, overrides=["--train.epochs=4"])
+    assert (cfg.model.name, cfg.optim.lr, cfg.train.epochs) == ("tiny", 0.05, 4)
+    out = save_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(out) == cfg
+    assert yaml.safe_load(out.read_text()) == config_to_dict(cfg)
+
+
+def test_bad_yaml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_override_syntax() -> None:
+    assert parse_overrides(["--a.b=1", "c.d=x y"]) == [("a.b", 1), ("c.d", "x y")]
+    with pytest.raises(ConfigError, match=r"--section\.key=value"):
+        parse_overrides(["--lr=0.1"])
+
+
+def test_packaged_recipes_load_and_name_registered_models() -> None:
+    from actionrec.models.registry import list_models
+
+    names = packaged_recipes()
+    assert {"r2plus1d-small_16x2_synthetic-rgb", "single-frame-small_16x2_synthetic-rgb"} <= set(names)
+    registered = set(list_models())
+    for name in names:
+        cfg = load_config(name)
+        if not registered:
+            pytest.skip("no model is registered yet")
+        assert cfg.model.name in registered, f"{name}: unknown model {cfg.model.name}"
