@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actionrec.errors import ActionrecError, ConfigError, DatasetError, VideoDecodeError, WeightsError
-from actionrec.models.registry import create_model, example_input, get_card, list_models
+
+if TYPE_CHECKING:
+    from actionrec.data.decode import open_video
+    from actionrec.engine.fast import fast_inference
+    from actionrec.layers.inflate import inflate
+    from actionrec.models.registry import create_model, example_input, get_card, list_models
 
 __version__ = "0.1.0"
 
@@ -16,7 +21,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:  # lazy: `import actionrec` stays cheap for the CLI
+_REGISTRY_NAMES = ("create_model", "example_input", "get_card", "list_models")
+
+
+def __getattr__(name: str) -> Any:  # lazy: `import actionrec` does not import torch
+    if name in _REGISTRY_NAMES:
+        from actionrec.models import registry
+
+        return getattr(registry, name)
     if name == "open_video":
         from actionrec.data.decode import open_video
 

@@ -30,7 +30,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "data": data, "weights": weights}
 
 
-@pytest.mark.slow
 def test_clips_times_crops_views(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     out = setup["root"] / "out"
     argv = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def test_ucf101_split1_counts_and_labels(ucf_dir: Path) -> None:
 def test_ucf101_other_folds(ucf_dir: Path) -> None:
     assert len(ann.parse_ucf101(ucf_dir, fold=2, subset="train").samples) == 9586
     assert len(ann.parse_ucf101(ucf_dir, fold=3, subset="test").samples) == 3696
-    with pytest.raises(DatasetError, match="trainlist04.txt: split/annotation file not found"):
+    with pytest.raises(DatasetError, match=re.escape("trainlist04.txt: split/annotation file not found")):
         ann.parse_ucf101(ucf_dir, fold=4, subset="train")
 
 
@@ -48,8 +49,10 @@ def _copy_ucf(ucf_dir: Path, tmp_path: Path) -> Path:
 
 def test_ucf101_structural_errors(ucf_dir: Path, tmp_path: Path) -> None:
     folder = _copy_ucf(ucf_dir, tmp_path)
-    (folder / "trainlist01.txt").write_text("ApplyEyeMakeup/a.avi 1\nApplyEyeMakeup/a.avi 1\nArchery/b.avi 3\n")
-    with pytest.raises(DatasetError, match="1 duplicate entries, e.g. ApplyEyeMakeup/a.avi"):
+    (folder / "trainlist01.txt").write_text(
+        "ApplyEyeMakeup/a.avi 1\nApplyEyeMakeup/a.avi 1\nArchery/b.avi 3\n"
+    )
+    with pytest.raises(DatasetError, match=re.escape("1 duplicate entries, e.g. ApplyEyeMakeup/a.avi")):
         ann.parse_ucf101(folder, subset="train")
     (folder / "trainlist01.txt").write_text("ApplyEyeMakeup/a.avi 1\nYoYo/b.avi 102\n")
     with pytest.raises(DatasetError, match="out of range"):
@@ -68,7 +71,7 @@ def test_ucf101_structural_errors(ucf_dir: Path, tmp_path: Path) -> None:
 def test_ucf101_wrong_class_index(tmp_path: Path) -> None:
     (tmp_path / "classInd.txt").write_text("0 abseiling\n1 air drumming\n")  # not 1-based id + name
     (tmp_path / "trainlist01.txt").write_text("a/b.avi 1\n")
-    with pytest.raises(DatasetError, match="classInd.txt:1"):
+    with pytest.raises(DatasetError, match=re.escape("classInd.txt:1")):
         ann.parse_ucf101(tmp_path, subset="train")
     (tmp_path / "classInd.txt").write_text("1 A\n3 B\n")
     with pytest.raises(DatasetError, match="must run 1, 2, 3"):
@@ -79,7 +82,7 @@ def test_ucf101_wrong_class_index(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- HMDB51 (fake split files)
 def _hmdb(tmp_path: Path, classes: list[str]) -> Path:
-    for i, c in enumerate(classes):
+    for c in classes:
         lines = [f"{c}_{k}.avi {k % 3} " for k in range(6)]  # official lines end with a space
         (tmp_path / f"{c}_test_split1.txt").write_text("\n".join(lines) + "\n")
     return tmp_path
@@ -101,7 +104,7 @@ def test_hmdb51_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no HMDB51 split files"):
         ann.parse_hmdb51(tmp_path, fold=1)
     (tmp_path / "run_test_split2.txt").write_text("a.avi 3\n")
-    with pytest.raises(DatasetError, match="expected '<video> 0|1|2'"):
+    with pytest.raises(DatasetError, match=re.escape("expected '<video> 0|1|2'")):
         ann.parse_hmdb51(tmp_path, fold=2)
 
 
@@ -111,7 +114,8 @@ def _kinetics(tmp_path: Path) -> tuple[Path, Path]:
     csvs.mkdir()
     (csvs / "train.csv").write_text(
         "label,youtube_id,time_start,time_end,split\n"
-        '"zumba",AAA,10,20,train\nabseiling,BBB,0,10,train\n"air drumming",CCC,5,15,train\n')
+        '"zumba",AAA,10,20,train\nabseiling,BBB,0,10,train\n"air drumming",CCC,5,15,train\n'
+    )
     (csvs / "validate.csv").write_text("label,youtube_id,time_start,time_end,split\nabseiling,DDD,1,11,val\n")
     (videos / "train" / "zumba").mkdir(parents=True)
     (videos / "train" / "zumba" / "AAA_000010_000020.mp4").write_bytes(b"x")
@@ -124,9 +128,11 @@ def test_kinetics_csv_and_lookup(tmp_path: Path, shared_data: Path) -> None:
     csvs, videos = _kinetics(tmp_path)
     train = ann.parse_kinetics(csvs, subset="train", root=videos)
     assert train.classes == ["abseiling", "air drumming", "zumba"]
-    assert train.samples == [("train/zumba/AAA_000010_000020.mp4", 2),
-                             ("train/abseiling/BBB_000000_000010.mp4", 0),  # not found: default path
-                             ("train/air drumming/CCC_000005_000015.mp4", 1)]
+    assert train.samples == [
+        ("train/zumba/AAA_000010_000020.mp4", 2),
+        ("train/abseiling/BBB_000000_000010.mp4", 0),  # not found: default path
+        ("train/air drumming/CCC_000005_000015.mp4", 1),
+    ]
     test = ann.parse_kinetics(csvs, subset="test", root=videos)
     assert test.classes == train.classes and test.samples == [("val/DDD_000001_000011.mkv", 0)]
     real = (shared_data / "labels" / "kinetics400.txt").read_text().splitlines()
@@ -139,7 +145,9 @@ def test_kinetics_errors(tmp_path: Path) -> None:
         ann.parse_kinetics(tmp_path, subset="train")
     with pytest.raises(DatasetError, match="no Kinetics test CSV"):
         ann.parse_kinetics(tmp_path, subset="test")
-    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\na,X,1,2,train\na,X,1,2,train\n")
+    (tmp_path / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\na,X,1,2,train\na,X,1,2,train\n"
+    )
     with pytest.raises(DatasetError, match="duplicate entries"):
         ann.parse_kinetics(tmp_path, subset="train")
 
@@ -148,8 +156,15 @@ def test_kinetics_errors(tmp_path: Path) -> None:
 def _ssv2(tmp_path: Path) -> Path:
     labels = {"Putting something on a surface": "1", "Moving something up": "0"}
     (tmp_path / "something-something-v2-labels.json").write_text(json.dumps(labels))
-    train = [{"id": "7", "template": "Moving [something] up", "label": "moving a pen up", "placeholders": ["a pen"]},
-             {"id": "3", "template": "Putting [something] on a surface", "label": "x", "placeholders": ["x"]}]
+    train = [
+        {
+            "id": "7",
+            "template": "Moving [something] up",
+            "label": "moving a pen up",
+            "placeholders": ["a pen"],
+        },
+        {"id": "3", "template": "Putting [something] on a surface", "label": "x", "placeholders": ["x"]},
+    ]
     (tmp_path / "something-something-v2-train.json").write_text(json.dumps(train))
     (tmp_path / "something-something-v2-validation.json").write_text(json.dumps(train[:1]))
     return tmp_path
@@ -162,7 +177,8 @@ def test_ssv2(tmp_path: Path) -> None:
     assert train.samples == [("7.webm", 0), ("3.webm", 1)]
     assert ann.parse_ssv2(folder, subset="test").samples == [("7.webm", 0)]
     (folder / "something-something-v2-validation.json").write_text(
-        json.dumps([{"id": "9", "template": "Dropping [something]"}]))
+        json.dumps([{"id": "9", "template": "Dropping [something]"}])
+    )
     with pytest.raises(DatasetError, match="'Dropping something' is not a class"):
         ann.parse_ssv2(folder, subset="test")
     (folder / "something-something-v2-labels.json").write_text('{"a": "0", "b": "2"}')
@@ -179,7 +195,7 @@ def test_list_formats(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="out of range"):
         ann.parse_list(tmp_path / "videos.txt", classes=["p", "q"])
     (tmp_path / "bad.txt").write_text("a/x.mp4 cat\n")
-    with pytest.raises(DatasetError, match="bad.txt:1: expected 'path label'"):
+    with pytest.raises(DatasetError, match=re.escape("bad.txt:1: expected 'path label'")):
         ann.parse_list(tmp_path / "bad.txt")
 
 

@@ -19,8 +19,15 @@ def _conv_params(m: nn.Module) -> int:
 @pytest.mark.parametrize(
     ("n_in", "n_out", "expected"),
     # Middle widths of the released Caffe2 R(2+1)D-18 (one per conv, as its training log prints them).
-    [(64, 64, 144), (64, 128, 230), (128, 128, 288), (128, 256, 460), (256, 256, 576), (256, 512, 921),
-     (512, 512, 1152)],
+    [
+        (64, 64, 144),
+        (64, 128, 230),
+        (128, 128, 288),
+        (128, 256, 460),
+        (256, 256, 576),
+        (256, 512, 921),
+        (512, 512, 1152),
+    ],
 )
 def test_mid_channels_matches_released_models(n_in: int, n_out: int, expected: int) -> None:
     assert mid_channels(n_in, n_out) == expected
@@ -33,13 +40,21 @@ def test_mid_channels_other_kernels() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(n_in=st.integers(1, 96), n_out=st.integers(1, 96), t=st.sampled_from([1, 3, 5]), d=st.sampled_from([1, 3, 5]))
+@given(
+    n_in=st.integers(1, 96),
+    n_out=st.integers(1, 96),
+    t=st.sampled_from([1, 3, 5]),
+    d=st.sampled_from([1, 3, 5]),
+)
 def test_params_match_full_3d_conv(n_in: int, n_out: int, t: int, d: int) -> None:
     """§3.5: M is the largest width whose two convs hold no more weights than the t x d x d conv."""
     factorised = _conv_params(Conv2Plus1D(n_in, n_out, temporal_kernel=t, spatial_kernel=d))
     full = n_in * n_out * t * d * d
     per_mid = d * d * n_in + t * n_out  # weights one more middle channel would add
-    assert full - per_mid < factorised <= full or mid_channels(n_in, n_out, temporal_kernel=t, spatial_kernel=d) == 1
+    assert (
+        full - per_mid < factorised <= full
+        or mid_channels(n_in, n_out, temporal_kernel=t, spatial_kernel=d) == 1
+    )
 
 
 @pytest.mark.parametrize("stride", [1, 2, (1, 2, 2), (2, 1, 1)])

@@ -128,7 +128,13 @@ def test_bottleneck_matches_torchvision(ours: Full3d, tv_conv: type) -> None:
 
 def test_bottleneck_options_and_stage() -> None:
     stage = make_stage(
-        Bottleneck, 16, 8, 3, conv=Full3d(1), stride=(1, 2, 2), stride_in_1x1=True,
+        Bottleneck,
+        16,
+        8,
+        3,
+        conv=Full3d(1),
+        stride=(1, 2, 2),
+        stride_in_1x1=True,
         per_block=[{"temporal_kernel_a": 3}, {}, {"temporal_kernel_a": 3}],
     )
     assert [b.conv1[0].kernel_size for b in stage] == [(3, 1, 1), (1, 1, 1), (3, 1, 1)]

@@ -1,4 +1,4 @@
-"""Single-frame baselines: per-frame torchvision ResNet, averaged frame scores, ImageNet weights from a file."""
+"""Single-frame baselines: per-frame torchvision ResNet, averaged frame scores, ImageNet weights."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_backbone_weights_errors(tmp_path: Path) -> None:
         create_model("single_frame_r18", backbone_weights=tmp_path / "missing.pth")
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"definitely not a checkpoint")
-    with pytest.raises(WeightsError, match="junk.pth"):
+    with pytest.raises(WeightsError, match=r"junk\.pth"):
         create_model("single_frame_r18", backbone_weights=junk)
     r50 = tmp_path / "r50.pth"
     torch.save(torchvision.models.resnet50().state_dict(), r50)

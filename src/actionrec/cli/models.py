@@ -165,7 +165,7 @@ def _row(r: ModelReport) -> tuple[str, ...]:
     top1 = _fmt(r.published_top1, ".1f") + (f" {r.published_dataset}" if r.published_top1 else "")
     return (
         r.name,
-        _fmt(r.params_m),
+        _fmt(r.params_m, ".3f"),
         _fmt(r.published_params_m),
         _fmt(r.params_diff_pct, "+.1f", "%"),
         _fmt(r.gmacs),

@@ -11,14 +11,17 @@ EXAMPLE = "example:\n  actionrec synth --out data/synthetic --videos-per-class 5
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "synth", help="generate the synthetic motion benchmark",
+        "synth",
+        help="generate the synthetic motion benchmark",
         description="Generate the synthetic motion benchmark: mp4 clips whose classes differ only in "
-                    "motion (direction / time order pairs), with UCF101-style split files.",
-        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "motion (direction / time order pairs), with UCF101-style split files.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--classes", default=None,
-                   help=f"comma-separated subset of: {','.join(SYNTH_CLASSES)} (default: all)")
+    p.add_argument(
+        "--classes", default=None, help=f"comma-separated subset of: {','.join(SYNTH_CLASSES)} (default: all)"
+    )
     p.add_argument("--videos-per-class", type=int, default=50)
     p.add_argument("--size", type=int, default=64, help="frame width and height in pixels (even)")
     p.add_argument("--frames", type=int, default=32, help="frames of the longest clip")
@@ -29,10 +32,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else list(SYNTH_CLASSES)
-    out = generate_synthetic(args.out, classes=classes, videos_per_class=args.videos_per_class,
-                             size=args.size, num_frames=args.frames, fps=args.fps, seed=args.seed,
-                             workers=args.workers, progress=True)
+    classes = (
+        [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else list(SYNTH_CLASSES)
+    )
+    out = generate_synthetic(
+        args.out,
+        classes=classes,
+        videos_per_class=args.videos_per_class,
+        size=args.size,
+        num_frames=args.frames,
+        fps=args.fps,
+        seed=args.seed,
+        workers=args.workers,
+        progress=True,
+    )
     pairs = {c: name for name, pair in SYNTH_PAIRS.items() for c in pair}
     print(f"{len(classes)} classes:")
     for i, c in enumerate(classes, 1):

@@ -89,8 +89,10 @@ def _ucf_class_index(path: Path) -> list[str]:
         if len(parts) != 2 or not parts[0].isdigit():
             raise DatasetError(f"{path}:{n}: expected '<id> <ClassName>', got {line!r}")
         if int(parts[0]) != len(classes) + 1:
-            raise DatasetError(f"{path}:{n}: class ids must run 1, 2, 3, ...; got {parts[0]} "
-                               f"after {len(classes)} (is this a UCF101 classInd.txt?)")
+            raise DatasetError(
+                f"{path}:{n}: class ids must run 1, 2, 3, ...; got {parts[0]} "
+                f"after {len(classes)} (is this a UCF101 classInd.txt?)"
+            )
         classes.append(parts[1])
     return _check_classes(classes, path)
 
@@ -129,9 +131,10 @@ def parse_hmdb51(annotations: str | Path, *, fold: int = 1, subset: str = "train
     _check_subset(subset)
     folder = Path(annotations)
     suffix = f"_test_split{fold}.txt"
-    files = sorted(folder.glob(f"*{suffix}")) if folder.is_dir() else []
+    files = list(folder.glob(f"*{suffix}")) if folder.is_dir() else []
     if not files:
         raise DatasetError(f"{folder}: no HMDB51 split files '*{suffix}' found")
+    files.sort(key=lambda f: f.name[: -len(suffix)])  # label order = sorted class names
     classes = _check_classes([f.name[: -len(suffix)] for f in files], folder)
     wanted = "1" if subset == "train" else "2"
     samples = []
@@ -157,8 +160,10 @@ def _find_csv(folder: Path, subset: str) -> Path:
         hits = [p for p in csvs if key in p.stem.lower().replace("-", "_").split("_")]
         if len(hits) == 1:
             return hits[0]
-    raise DatasetError(f"{folder}: no Kinetics {subset} CSV found (looked for *{_KINETICS_FILES[subset][0]}*.csv "
-                       f"among {[p.name for p in csvs]})")
+    raise DatasetError(
+        f"{folder}: no Kinetics {subset} CSV found (looked for *{_KINETICS_FILES[subset][0]}*.csv "
+        f"among {[p.name for p in csvs]})"
+    )
 
 
 def _kinetics_rows(path: Path) -> list[dict[str, str]]:
@@ -182,12 +187,15 @@ def index_videos(root: str | Path, extensions: Iterable[str] = VIDEO_EXTENSIONS)
     for dirpath, _, files in os.walk(root):
         for name in files:
             if name.lower().endswith(ext):
-                found.setdefault(os.path.splitext(name)[0], os.path.relpath(os.path.join(dirpath, name), root))
+                found.setdefault(
+                    os.path.splitext(name)[0], os.path.relpath(os.path.join(dirpath, name), root)
+                )
     return found
 
 
-def parse_kinetics(annotations: str | Path, *, subset: str = "train", root: str | Path | None = None
-                   ) -> Annotations:
+def parse_kinetics(
+    annotations: str | Path, *, subset: str = "train", root: str | Path | None = None
+) -> Annotations:
     """Kinetics-400/600/700 from its official CSVs (``test`` reads the validation CSV).
 
     Classes are the sorted labels of the train CSV (when present next to the subset's CSV). With
@@ -221,7 +229,9 @@ def _ssv2_file(folder: Path, *names: str) -> Path:
         for candidate in (folder / f"something-something-v2-{name}.json", folder / f"{name}.json"):
             if candidate.is_file():
                 return candidate
-    raise DatasetError(f"{folder}: Something-Something v2 file something-something-v2-{names[0]}.json not found")
+    raise DatasetError(
+        f"{folder}: Something-Something v2 file something-something-v2-{names[0]}.json not found"
+    )
 
 
 def _load_json(path: Path) -> object:
@@ -281,8 +291,9 @@ def parse_list(list_file: str | Path, *, classes: Sequence[str] | None = None) -
     return _finish(samples, _check_classes(classes, path), path)
 
 
-def parse_folder(root: str | Path, *, frames: bool = False,
-                 extensions: Iterable[str] = VIDEO_EXTENSIONS) -> Annotations:
+def parse_folder(
+    root: str | Path, *, frames: bool = False, extensions: Iterable[str] = VIDEO_EXTENSIONS
+) -> Annotations:
     """A class-per-folder tree ``root/<class>/<video file>`` (``frames``: ``root/<class>/<frame dir>/``)."""
     root, ext = Path(root), tuple(extensions)
     if not root.is_dir():
@@ -291,6 +302,6 @@ def parse_folder(root: str | Path, *, frames: bool = False,
     samples = []
     for label, name in enumerate(_check_classes(classes, root)):
         for item in sorted((root / name).iterdir()):
-            if (item.is_dir() if frames else item.is_file() and item.name.lower().endswith(ext)):
+            if item.is_dir() if frames else item.is_file() and item.name.lower().endswith(ext):
                 samples.append((f"{name}/{item.name}", label))
     return _finish(samples, classes, root)

@@ -42,8 +42,17 @@ from actionrec.errors import ActionrecError, ConfigError, DatasetError, VideoDec
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("synthetic", "ucf101", "hmdb51", "kinetics400", "kinetics600", "kinetics700", "ssv2", "list",
-            "folder")
+DATASETS = (
+    "synthetic",
+    "ucf101",
+    "hmdb51",
+    "kinetics400",
+    "kinetics600",
+    "kinetics700",
+    "ssv2",
+    "list",
+    "folder",
+)
 Transform = Callable[[np.ndarray], torch.Tensor]
 _MAX_REPLACEMENTS = 20  # consecutive failed replacements for one sample before giving up
 
@@ -88,10 +97,23 @@ class DataConfig:
 class VideoDataset(Dataset):
     """Samples ``(relative path, label)`` under ``root``, decoded sparsely, sampled and transformed."""
 
-    def __init__(self, root: str | Path, samples: Sequence[tuple[str, int]], classes: Sequence[str], *,
-                 sampling: SamplingConfig, transform: Transform, train: bool, backend: str = "pyav",
-                 max_failures_fraction: float = 0.5, check_files: bool = True, seed: int = 0,
-                 decode_timeout_s: float = 60.0, num_workers: int = 2, name: str = "") -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        samples: Sequence[tuple[str, int]],
+        classes: Sequence[str],
+        *,
+        sampling: SamplingConfig,
+        transform: Transform,
+        train: bool,
+        backend: str = "pyav",
+        max_failures_fraction: float = 0.5,
+        check_files: bool = True,
+        seed: int = 0,
+        decode_timeout_s: float = 60.0,
+        num_workers: int = 2,
+        name: str = "",
+    ) -> None:
         self.root = Path(root)
         self.classes = list(classes)
         self.sampling, self.transform, self.train = sampling, transform, train
@@ -113,11 +135,19 @@ class VideoDataset(Dataset):
             else:
                 self.missing.append(rel)
         if self.missing:
-            log.warning("%s: %d of %d videos are missing under %s (e.g. %s); continuing without them",
-                        self.name, len(self.missing), len(samples), self.root, self.missing[0])
+            log.warning(
+                "%s: %d of %d videos are missing under %s (e.g. %s); continuing without them",
+                self.name,
+                len(self.missing),
+                len(samples),
+                self.root,
+                self.missing[0],
+            )
         if not present or len(self.missing) > self.max_failures_fraction * len(samples):
-            raise DatasetError(f"{self.root}: {len(self.missing)} of {len(samples)} videos of {self.name} are "
-                               f"missing (e.g. {self.missing[0]}); is root right?")
+            raise DatasetError(
+                f"{self.root}: {len(self.missing)} of {len(samples)} videos of {self.name} are "
+                f"missing (e.g. {self.missing[0]}); is root right?"
+            )
         return present
 
     def __len__(self) -> int:
@@ -142,8 +172,13 @@ class VideoDataset(Dataset):
             meta = reader.metadata
             if not meta.num_frames or meta.num_frames < 1:
                 raise VideoDecodeError(path, "no frames")
-            indices = sample_indices(self.sampling, num_frames=meta.num_frames, fps=meta.fps,
-                                     train=self.train, rng=self._rng(index))
+            indices = sample_indices(
+                self.sampling,
+                num_frames=meta.num_frames,
+                fps=meta.fps,
+                train=self.train,
+                rng=self._rng(index),
+            )
             wanted, inverse = np.unique(indices, return_inverse=True)  # decode each frame once
             frames = reader.get_frames(wanted)
         clips = frames[inverse.reshape(indices.shape)]  # (clips, F, H, W, 3)
@@ -174,9 +209,11 @@ class VideoDataset(Dataset):
                 continue
             sample["failed"] = failed
             return sample
-        raise DatasetError(f"{self.root}: {_MAX_REPLACEMENTS + 1} videos in a row failed to load for sample "
-                           f"{index} ({len(self.failures)} failures so far, last: {failed[-1][0]}: "
-                           f"{failed[-1][1]})")
+        raise DatasetError(
+            f"{self.root}: {_MAX_REPLACEMENTS + 1} videos in a row failed to load for sample "
+            f"{index} ({len(self.failures)} failures so far, last: {failed[-1][0]}: "
+            f"{failed[-1][1]})"
+        )
 
     def _replacement(self, index: int, attempt: int) -> int:
         """A deterministic stand-in for sample ``index`` (never a video known to be bad, if possible)."""
@@ -208,7 +245,9 @@ class VideoDataset(Dataset):
 
     def _check_budget(self) -> None:
         bad = len(self.failures) + len(self.missing)
-        if bad > self.max_failures_fraction * self.total or (self.samples and len(self.failures) >= len(self)):
+        if bad > self.max_failures_fraction * self.total or (
+            self.samples and len(self.failures) >= len(self)
+        ):
             raise DatasetError(f"{self.root}: too many unusable videos ({self.report()})")
 
     def report(self) -> str:
@@ -225,8 +264,10 @@ class VideoDataset(Dataset):
         return f"{self.name}: skipped {skipped} of {total} videos: {'; '.join(parts)}"
 
     def __repr__(self) -> str:
-        return (f"VideoDataset({self.name!r}, {len(self)} videos, {self.num_classes} classes, "
-                f"train={self.train}, backend={self.backend!r})")
+        return (
+            f"VideoDataset({self.name!r}, {len(self)} videos, {self.num_classes} classes, "
+            f"train={self.train}, backend={self.backend!r})"
+        )
 
 
 # ---------------------------------------------------------------- building from a config
@@ -234,8 +275,9 @@ def _annotations(data: DataConfig, subset: str) -> ann.Annotations:
     folder = Path(data.annotations or data.root)
     if data.dataset in ("synthetic", "ucf101"):
         if data.dataset == "synthetic" and not (folder / "classInd.txt").is_file():
-            raise DatasetError(f"{folder}: no synthetic benchmark here; create it with "
-                               f"`actionrec synth --out {folder}`")
+            raise DatasetError(
+                f"{folder}: no synthetic benchmark here; create it with `actionrec synth --out {folder}`"
+            )
         return ann.parse_ucf101(folder, fold=data.fold, subset=subset)
     if data.dataset == "hmdb51":
         return ann.parse_hmdb51(folder, fold=data.fold, subset=subset)
@@ -277,17 +319,28 @@ def _subsample(a: ann.Annotations, n: int | None) -> ann.Annotations:
     return ann.Annotations([a.samples[i] for i in keep], a.classes)
 
 
-def build_dataset(data: DataConfig, *, subset: str, sampling: SamplingConfig, transform: Transform,
-                  seed: int = 0) -> VideoDataset:
+def build_dataset(
+    data: DataConfig, *, subset: str, sampling: SamplingConfig, transform: Transform, seed: int = 0
+) -> VideoDataset:
     """The ``subset`` ("train" or "test") of the dataset described by ``data``."""
     if subset not in ("train", "test"):
         raise ConfigError(f"subset must be 'train' or 'test', got {subset!r}")
     a = _subsample(_annotations(data, subset), data.max_samples)
-    return VideoDataset(data.root, a.samples, a.classes, sampling=sampling, transform=transform,
-                        train=subset == "train", backend=data.backend, check_files=data.check_files,
-                        max_failures_fraction=data.max_failures_fraction, seed=seed,
-                        decode_timeout_s=data.decode_timeout_s, num_workers=data.num_workers,
-                        name=f"{data.dataset}/{subset}")
+    return VideoDataset(
+        data.root,
+        a.samples,
+        a.classes,
+        sampling=sampling,
+        transform=transform,
+        train=subset == "train",
+        backend=data.backend,
+        check_files=data.check_files,
+        max_failures_fraction=data.max_failures_fraction,
+        seed=seed,
+        decode_timeout_s=data.decode_timeout_s,
+        num_workers=data.num_workers,
+        name=f"{data.dataset}/{subset}",
+    )
 
 
 def __getattr__(name: str) -> Any:  # build_loader / collate_samples live in loader.py (it imports us)

@@ -56,9 +56,17 @@ class VideoLoader(DataLoader):
             self.sampler.set_epoch(epoch)
 
 
-def build_loader(dataset: Dataset, *, batch_size: int, train: bool, distributed: bool = False, seed: int = 0,
-                 num_workers: int | None = None, drop_last: bool | None = None,
-                 prefetch_factor: int = 2) -> VideoLoader:
+def build_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    train: bool,
+    distributed: bool = False,
+    seed: int = 0,
+    num_workers: int | None = None,
+    drop_last: bool | None = None,
+    prefetch_factor: int = 2,
+) -> VideoLoader:
     """A :class:`VideoLoader` over ``dataset``; ``num_workers`` defaults to ``dataset.num_workers`` (or 2).
 
     ``drop_last`` defaults to ``train``. With ``distributed`` the process group must be initialised;
@@ -73,8 +81,16 @@ def build_loader(dataset: Dataset, *, batch_size: int, train: bool, distributed:
         sampler = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=drop_last)
     workers = num_workers > 0
     return VideoLoader(
-        dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
-        num_workers=num_workers, collate_fn=collate_samples, pin_memory=torch.cuda.is_available(),
-        drop_last=drop_last, worker_init_fn=seed_worker if workers else None, generator=generator,
-        persistent_workers=workers, prefetch_factor=prefetch_factor if workers else None,
+        dataset,
+        batch_size=batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_samples,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=drop_last,
+        worker_init_fn=seed_worker if workers else None,
+        generator=generator,
+        persistent_workers=workers,
+        prefetch_factor=prefetch_factor if workers else None,
     )

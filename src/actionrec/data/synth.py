@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import zlib
 from collections.abc import Callable, Sequence
@@ -93,14 +94,15 @@ def _still(rng: np.random.Generator, w: np.ndarray, size: int) -> Track:
     """The nuisance state every motion starts from: random place, angle, zoom; nothing moves."""
     one = np.ones_like(w)
     x, y = rng.uniform(0, size, 2)
-    return Track(x * one, y * one, rng.uniform(0, 360) * one, one.copy(), one.copy(),
-                 rng.uniform(1.0, 1.25) * one)
+    return Track(
+        x * one, y * one, rng.uniform(0, 360) * one, one.copy(), one.copy(), rng.uniform(1.0, 1.25) * one
+    )
 
 
 def _move(axis: str) -> Callable[[np.random.Generator, np.ndarray, int], Track]:
     def motion(rng: np.random.Generator, w: np.ndarray, size: int) -> Track:
         t = _still(rng, w, size)
-        shift = rng.uniform(0.6, 1.0) * size * w  # centred on the clip's middle: time-reversal symmetric
+        shift = rng.uniform(0.3, 0.5) * size * w  # centred on the clip's middle: time-reversal symmetric
         return Track(**{**asdict(t), axis: getattr(t, axis) + shift})
 
     return motion
@@ -108,12 +110,12 @@ def _move(axis: str) -> Callable[[np.random.Generator, np.ndarray, int], Track]:
 
 def _rotate_cw(rng: np.random.Generator, w: np.ndarray, size: int) -> Track:
     t = _still(rng, w, size)
-    return Track(**{**asdict(t), "angle": t.angle - rng.uniform(180, 300) * w})
+    return Track(**{**asdict(t), "angle": t.angle - rng.uniform(100, 180) * w})
 
 
 def _zoom_in(rng: np.random.Generator, w: np.ndarray, size: int) -> Track:
     t = _still(rng, w, size)
-    span = math.log(rng.uniform(2.0, 3.0))
+    span = math.log(rng.uniform(1.7, 2.3))
     log_zoom = span / 2 + rng.uniform(0, 0.15) + span * w  # zoom >= 1: the camera never shows the edge
     return Track(**{**asdict(t), "zoom": np.exp(log_zoom)})
 
@@ -133,17 +135,28 @@ def _appear(rng: np.random.Generator, w: np.ndarray, size: int) -> Track:
 
 def _bounce(rng: np.random.Generator, w: np.ndarray, size: int) -> Track:
     t = _still(rng, w, size)
-    amplitude, cycles = rng.uniform(0.18, 0.3) * size, rng.uniform(1.0, 1.8)
+    amplitude, cycles = rng.uniform(0.12, 0.2) * size, rng.uniform(1.0, 1.5)
     phase = cycles * (w + 0.5) + rng.uniform(0, 1)
     tri = 4 * np.abs(phase - np.floor(phase + 0.5)) - 1  # triangle wave in [-1, 1], >= 2 turns a cycle
     heading = rng.uniform(0, 2 * math.pi)
-    return Track(**{**asdict(t), "x": t.x + amplitude * tri * math.cos(heading),
-                    "y": t.y + amplitude * tri * math.sin(heading)})
+    return Track(
+        **{
+            **asdict(t),
+            "x": t.x + amplitude * tri * math.cos(heading),
+            "y": t.y + amplitude * tri * math.sin(heading),
+        }
+    )
 
 
 _MOTIONS: dict[str, Callable[[np.random.Generator, np.ndarray, int], Track]] = {
-    "move_right": _move("x"), "move_down": _move("y"), "rotate_cw": _rotate_cw, "zoom_in": _zoom_in,
-    "approach": _approach, "appear": _appear, "bounce": _bounce, "stay_still": _still,
+    "move_right": _move("x"),
+    "move_down": _move("y"),
+    "rotate_cw": _rotate_cw,
+    "zoom_in": _zoom_in,
+    "approach": _approach,
+    "appear": _appear,
+    "bounce": _bounce,
+    "stay_still": _still,
 }
 
 
@@ -153,8 +166,9 @@ def _periodic_noise(rng: np.random.Generator, size: int, channels: int, scale: f
     f = np.fft.fftfreq(size)
     radius2 = f[:, None] ** 2 + f[None, :] ** 2  # (S, S)
     gain = np.exp(-radius2 * (scale * size) ** 2 / 2)[..., None]
-    field = np.fft.ifft2(np.fft.fft2(rng.standard_normal((size, size, channels)), axes=(0, 1)) * gain,
-                         axes=(0, 1)).real
+    field = np.fft.ifft2(
+        np.fft.fft2(rng.standard_normal((size, size, channels)), axes=(0, 1)) * gain, axes=(0, 1)
+    ).real
     return field / (np.abs(field).max() + 1e-6)
 
 
@@ -187,8 +201,22 @@ def _shape_points(rng: np.random.Generator, shape: str) -> np.ndarray:
         return np.stack([r * np.cos(a), r * np.sin(a)], 1)
     if shape == "cross":
         t = rng.uniform(0.3, 0.45)
-        return np.array([[-t, -1], [t, -1], [t, -t], [1, -t], [1, t], [t, t], [t, 1], [-t, 1], [-t, t],
-                         [-1, t], [-1, -t], [-t, -t]])
+        return np.array(
+            [
+                [-t, -1],
+                [t, -1],
+                [t, -t],
+                [1, -t],
+                [1, t],
+                [t, t],
+                [t, 1],
+                [-t, 1],
+                [-t, t],
+                [-1, t],
+                [-1, -t],
+                [-t, -t],
+            ]
+        )
     if shape == "rectangle":
         h = rng.uniform(0.4, 0.6)
         return np.array([[-1, -h], [1, -h], [1, h], [-1, h]])
@@ -208,7 +236,7 @@ def _colour_far_from(rng: np.random.Generator, ref: np.ndarray, min_dist: float 
 
 def _sprite(rng: np.random.Generator, radius: float, colour: np.ndarray, textured: bool) -> np.ndarray:
     """A premultiplied RGBA sprite (2R+4, 2R+4, 4) float32 of a random shape and texture."""
-    side = int(math.ceil(2 * radius)) + 4
+    side = math.ceil(2 * radius) + 4
     c = side / 2
     pts = _shape_points(rng, str(rng.choice(_SHAPES))) * radius + c
     mask = np.zeros((side, side), np.uint8)
@@ -233,8 +261,9 @@ def _sprite(rng: np.random.Generator, radius: float, colour: np.ndarray, texture
     return np.concatenate([rgb * alpha[..., None], alpha[..., None]], axis=2)
 
 
-def _paste(world: np.ndarray, sprite: np.ndarray, x: float, y: float, angle: float, scale: float,
-           alpha: float) -> None:
+def _paste(
+    world: np.ndarray, sprite: np.ndarray, x: float, y: float, angle: float, scale: float, alpha: float
+) -> None:
     """Composite a sprite onto the torus ``world`` in place, centred at (x, y) modulo the size."""
     size = world.shape[0]
     if alpha <= 0.0:
@@ -271,20 +300,26 @@ def _render(rng: np.random.Generator, motion: str, params: SynthParams) -> Synth
     background = _background(rng, size)
     obj = _sprite(rng, rng.uniform(0.16, 0.24) * size, _colour_far_from(rng, background.mean((0, 1))), True)
     n_distract = int(rng.integers(0, 3))
-    distractors = [_sprite(rng, rng.uniform(0.03, 0.06) * size, rng.uniform(0, 255, 3), False)
-                   for _ in range(n_distract)]
+    distractors = [
+        _sprite(rng, rng.uniform(0.03, 0.06) * size, rng.uniform(0, 255, 3), False) for _ in range(n_distract)
+    ]
     d_start = rng.uniform(0, size, (n_distract, 2))
     d_velocity = rng.normal(0, 0.15 * size, (n_distract, 2))  # pixels per clip, random direction
     jitter = rng.normal(0, rng.uniform(0.0, 0.5), (n, 2))
     noise_sigma = rng.uniform(1.0, 4.0)
-    centre = (float(track.x[n // 2] % size), float(track.y[n // 2] % size))  # the camera zooms onto the object
+    centre = (
+        float(track.x[n // 2] % size),
+        float(track.y[n // 2] % size),
+    )  # the camera zooms onto the object
     frames = np.empty((n, size, size, 3), np.uint8)
     for i in range(n):
         world = background.copy()
         for sprite, p0, v in zip(distractors, d_start, d_velocity):
             _paste(world, sprite, *(p0 + v * w[i]), 0.0, 1.0, 1.0)
         _paste(world, obj, track.x[i], track.y[i], track.angle[i], track.scale[i], track.alpha[i])
-        frame = _camera(world, centre, track.zoom[i], *jitter[i]) + rng.normal(0, noise_sigma, (size, size, 3))
+        frame = _camera(world, centre, track.zoom[i], *jitter[i]) + rng.normal(
+            0, noise_sigma, (size, size, 3)
+        )
         frames[i] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
     return SynthClip(frames, track)
 
@@ -293,8 +328,9 @@ def _video_rng(seed: int, class_name: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(class_name.encode()), index]))
 
 
-def make_clip(class_name: str, *, seed: int = 0, index: int = 0, params: SynthParams | None = None
-              ) -> SynthClip:
+def make_clip(
+    class_name: str, *, seed: int = 0, index: int = 0, params: SynthParams | None = None
+) -> SynthClip:
     """Render one clip of ``class_name`` in memory; the same one :func:`generate_synthetic` encodes."""
     if class_name not in SYNTH_CLASSES:
         raise ConfigError(f"unknown synthetic class {class_name!r}; known: {', '.join(SYNTH_CLASSES)}")
@@ -314,8 +350,12 @@ def write_mp4(path: str | Path, frames: np.ndarray, *, fps: int, gop: int = 8, c
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.codec_context.thread_count = 1  # deterministic and cheap inside a worker pool
-        stream.options = {"crf": str(crf), "preset": "fast", "bf": "0",
-                          "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        stream.options = {
+            "crf": str(crf),
+            "preset": "fast",
+            "bf": "0",
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+        }
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode(None))
@@ -378,9 +418,18 @@ def _write_description(out: Path, info: dict[str, object]) -> None:
     )
 
 
-def generate_synthetic(out_dir: str | Path, *, classes: Sequence[str] | None = None,
-                       videos_per_class: int = 50, size: int = 64, num_frames: int = 32, fps: int = 16,
-                       seed: int = 0, workers: int | None = None, progress: bool = False) -> Path:
+def generate_synthetic(
+    out_dir: str | Path,
+    *,
+    classes: Sequence[str] | None = None,
+    videos_per_class: int = 50,
+    size: int = 64,
+    num_frames: int = 32,
+    fps: int = 16,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Path:
     """Write the synthetic motion benchmark to ``out_dir`` (UCF101 layout) and return its path.
 
     ``classes`` defaults to :data:`SYNTH_CLASSES`; labels follow the order given. Clip lengths vary
@@ -409,16 +458,24 @@ def generate_synthetic(out_dir: str | Path, *, classes: Sequence[str] | None = N
                     bar.update()
     train, test = _split(classes, videos_per_class, seed)
     _write_index(out, classes, train, test)
-    _write_description(out, {
-        "format_version": FORMAT_VERSION, "classes": classes, "pairs": SYNTH_PAIRS,
-        "params": asdict(params), "seed": seed, "videos_per_class": videos_per_class,
-        "num_train": len(train), "num_test": len(test), "total_frames": sum(lengths.values()),
-    })
+    _write_description(
+        out,
+        {
+            "format_version": FORMAT_VERSION,
+            "classes": classes,
+            "pairs": SYNTH_PAIRS,
+            "params": asdict(params),
+            "seed": seed,
+            "videos_per_class": videos_per_class,
+            "num_train": len(train),
+            "num_test": len(test),
+            "total_frames": sum(lengths.values()),
+        },
+    )
     return out
 
 
-def _mp_context():  # noqa: ANN202 - a multiprocessing context
-    import multiprocessing
-
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+def _mp_context() -> multiprocessing.context.BaseContext:
+    # Not fork: a child forked after the parent used OpenCV's (or OpenMP's) thread pool deadlocks on its
+    # first parallel call. The workers import only numpy, OpenCV and PyAV, so spawning is cheap.
+    return multiprocessing.get_context("spawn")

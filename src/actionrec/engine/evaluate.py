@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from actionrec.data.loader import build_loader
 from actionrec.engine import metrics as M
 from actionrec.engine.checkpoint import atomic_write
 from actionrec.engine.fast import fast_inference, map_tensors
@@ -211,7 +212,7 @@ def _as_loader(
     data: Dataset | DataLoader | Iterable[dict[str, Any]], batch_size: int, num_workers: int
 ) -> Iterable[dict[str, Any]]:
     if isinstance(data, Dataset) and not isinstance(data, DataLoader):
-        return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        return build_loader(data, batch_size=batch_size, train=False, num_workers=num_workers)
     return data
 
 
@@ -340,7 +341,7 @@ def build_test_dataset(cfg: Any, card: Any, *, num_clips: int = 1, num_crops: in
     """
     from actionrec.data.datasets import DataConfig, build_dataset
     from actionrec.data.transforms import build_transform
-    from actionrec.engine.train import preprocessing_card, resolve_sampling
+    from actionrec.engine.config import preprocessing_card, resolve_sampling
 
     if num_crops not in CROPS:
         raise ActionrecError(f"crops must be one of {CROPS}, got {num_crops}")
@@ -370,7 +371,7 @@ def build_test_dataset(cfg: Any, card: Any, *, num_clips: int = 1, num_crops: in
         "num_workers": cfg.train.num_workers,
         **d.options,
     }
-    data_cfg = DataConfig(**{k: v for k, v in kwargs.items() if k in known})
+    data_cfg = DataConfig(**{k: v for k, v in kwargs.items() if k in known and v is not None})
     return build_dataset(data_cfg, subset="test", sampling=sampling, transform=transform)
 
 

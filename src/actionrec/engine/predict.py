@@ -28,6 +28,7 @@ from torch import nn
 from actionrec.engine.fast import fast_inference
 from actionrec.errors import ActionrecError
 
+CHUNK = 32  # frames decoded and resized at a time
 DEFAULT_CLIPS = {"dense": 10, "segment": 1, "uniform": 1, "fps": 1}
 
 
@@ -189,12 +190,14 @@ def _class_names(labels: Sequence[str] | None, num_classes: int) -> list[str]:
     return list(labels)
 
 
-def _read_clips(reader: Any, indices: np.ndarray, transform: Any) -> torch.Tensor:
-    """(N, T) frame indices -> (N, C, T, H, W) model input, each distinct frame decoded once."""
-    unique, inverse = np.unique(indices, return_inverse=True)
-    frames = reader.get_frames(unique.tolist())  # (U, H, W, 3) in ascending index order
-    clips = [transform(frames[inverse.reshape(indices.shape)[n]]) for n in range(indices.shape[0])]
-    return torch.stack(clips)  # N x (C, T, H, W) -> (N, C, T, H, W)
+def _read_clip(reader: Any, row: np.ndarray, transform: Any) -> torch.Tensor:
+    """(T,) frame indices -> (C, T, H, W), decoded and transformed CHUNK frames at a time.
+
+    The test transform (resize, centre crop, normalise) works frame by frame, so chunking changes
+    nothing but the memory held: a long HD video never sits in memory as full-size float frames.
+    """
+    parts = [transform(reader.get_frames(row[s : s + CHUNK])) for s in range(0, len(row), CHUNK)]
+    return torch.cat(parts, dim=1)  # chunks of (C, t, H, W) -> (C, T, H, W)
 
 
 def _forward(runner: nn.Module, clips: torch.Tensor, *, chunk: int = 8) -> torch.Tensor:
@@ -223,7 +226,9 @@ def _video_logits(
     indices = sample_indices(
         pre.sampling_config(num_clips), num_frames=stop - start, fps=meta.fps, train=False
     )
-    logits = _forward(runner, _read_clips(reader, indices + start, pre.transform()))
+    transform = pre.transform()
+    clips = torch.stack([_read_clip(reader, row, transform) for row in indices + start])  # (N, C, T, H, W)
+    logits = _forward(runner, clips)
     return logits.mean(0)  # (N, K) -> (K,)
 
 

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from actionrec.data.loader import VideoLoader, collate_samples, seed_worker
 from actionrec.engine import checkpoint as ckpt
 from actionrec.engine import distributed as D
 from actionrec.engine.config import (
@@ -191,11 +192,14 @@ def _make_loader(dataset: Dataset, *, batch: int, info: D.DistInfo, cfg: Config,
     sampler = D.EpochSampler(
         dataset, rank=info.rank, world_size=info.world_size, shuffle=train, seed=cfg.train.seed, pad=train
     )
-    return DataLoader(
+    workers = cfg.train.num_workers
+    return VideoLoader(  # collates the per-sample failure lists and hands them to the dataset's report
         dataset,
         batch_size=batch,
         sampler=sampler,
-        num_workers=cfg.train.num_workers,
+        num_workers=workers,
+        collate_fn=collate_samples,
+        worker_init_fn=seed_worker if workers else None,
         pin_memory=info.device.type == "cuda",
         drop_last=False,
         persistent_workers=False,
@@ -473,6 +477,7 @@ class _Trainer:
             "lr": self.scheduler.get_last_lr()[0],
             "time_s": round(time.time() - started, 3),
         }
+        record["train_clips_per_s"] = count / max(record["time_s"], 1e-9)
         every = self.cfg.train.eval_every
         if self.val_loader is not None and ((epoch + 1) % every == 0 or epoch + 1 == self.cfg.train.epochs):
             record.update(

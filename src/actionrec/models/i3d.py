@@ -211,10 +211,11 @@ _CARD = dict(
     ModelCard(
         **_CARD,
         in_channels=3,
-        published_params_m=12.0,
+        published_params_m=12.69,
         published_top1=68.4,
-        notes="DeepMind's rgb_scratch weights (no ImageNet pretraining). Table 1 gives 12M parameters; "
-        "this network has 12,689,984 (DeepMind's file: 12,704,544 numbers with the BN statistics).",
+        notes="DeepMind's rgb_scratch weights (no ImageNet pretraining). Table 1 rounds to 12M parameters; "
+        "12.69M is the trainable count of DeepMind's released RGB checkpoint (12,704,544 numbers with "
+        "the BN statistics).",
     )
 )
 def i3d_inception_v1(*, num_classes: int = 400, **kwargs: Any) -> I3D:
@@ -223,10 +224,11 @@ def i3d_inception_v1(*, num_classes: int = 400, **kwargs: Any) -> I3D:
 
 @register_model(
     ModelCard(
-        **_CARD,
+        **{**_CARD, "published_gmacs": None},
         in_channels=2,
-        published_params_m=12.0,
-        notes="Optical-flow stream (x, y TV-L1 flow scaled to [-1, 1]); 2 input channels. "
+        published_params_m=12.67,
+        notes="Optical-flow stream (x, y TV-L1 flow scaled to [-1, 1]); 2 input channels. 12.67M = the "
+        "RGB checkpoint's count less one third of Conv3d_1a's kernel; the paper gives GMACs for RGB only. "
         "No headline accuracy recorded here: no flow weights ship with the project.",
     )
 )
@@ -239,8 +241,9 @@ def i3d_inception_v1_flow(*, num_classes: int = 400, **kwargs: Any) -> I3D:
         **{**_CARD, "published_gmacs": 216.0, "published_input": "3x64x224x224 + 2x64x224x224"},
         input_kind="two_stream",
         in_channels=3,
-        published_params_m=25.0,
-        notes="Two-stream I3D (Table 1: 25M parameters): logits of the RGB and flow networks averaged.",
+        published_params_m=25.36,
+        notes="Two-stream I3D: logits of the RGB and flow networks averaged. Table 1 rounds to 25M "
+        "parameters; 25.36M is the sum of the two released checkpoints.",
     )
 )
 def i3d_two_stream(*, num_classes: int = 400, **kwargs: Any) -> I3DTwoStream:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from actionrec.errors import ActionrecError
+from actionrec.errors import ActionrecError, ConfigError
 
 # Normalisation presets: (mean, std) applied to pixels scaled to [0, 1].
 NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -122,7 +122,12 @@ def create_model(
     from the file; see :mod:`actionrec.weights`. The card is attached as ``model.card``.
     """
     card = get_card(name)
-    model = _REGISTRY[name].builder(num_classes=num_classes, **overrides)
+    try:
+        model = _REGISTRY[name].builder(num_classes=num_classes, **overrides)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise
+        raise ConfigError(f"model {name!r}: {str(e).split(': ', 1)[-1]}") from None
     model.card = card  # type: ignore[assignment]
     model.model_name = name  # type: ignore[assignment]
     if weights is not None:

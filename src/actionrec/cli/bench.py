@@ -1,0 +1,149 @@
+"""``actionrec bench``: throughput of models, the fast inference path, the data pipeline, flow and training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from actionrec.errors import ActionrecError
+
+SUITES = ("models", "fast", "pipeline", "flow", "train")
+DEFAULT_VIDEOS = ("arm_wrestling.mp4", "pool_cleaning.mp4", "eye_makeup.avi", "unlabeled/clip01.mp4",
+                  "unlabeled/clip05.mp4")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "bench", help="measure throughput (ratios within one run)",
+        description="Benchmarks every hot path; each comparison is timed in alternation within one run.",
+        epilog="example: actionrec bench --suite models,fast --models 'r2plus1d*' --json > bench.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--suite", default=",".join(SUITES), help=f"comma-separated subset of {','.join(SUITES)}")
+    p.add_argument("--models", default="*", help="model name pattern for the models suite (default: all)")
+    p.add_argument("--modes", default="fp32,bf16,channels_last,bf16+channels_last",
+                   help="execution modes for the models suite (add 'compile' for torch.compile)")
+    p.add_argument("--passes", default="infer,train", help="infer, train or both")
+    p.add_argument("--videos", type=Path, default=None,
+                   help="folder of videos for the pipeline/flow suites (default: ../shared/data/videos)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workers", default="0,1,2", help="DataLoader worker counts for the pipeline suite")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    return p
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _video_files(folder: Path | None) -> list[Path]:
+    if folder is None:
+        folder = Path.cwd().parent / "shared" / "data" / "videos"
+        if not folder.is_dir():
+            raise ActionrecError("no --videos folder given and ../shared/data/videos not found")
+        return [folder / f for f in DEFAULT_VIDEOS if (folder / f).exists()]
+    if not folder.is_dir():
+        raise ActionrecError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".mp4", ".avi", ".mkv", ".mov", ".webm"})
+    if not files:
+        raise ActionrecError(f"{folder}: no videos")
+    return files
+
+
+def _suite_models(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from actionrec.bench.models import bench_model
+    from actionrec.models.registry import list_models
+
+    names = list_models(args.models)
+    if not names:
+        raise ActionrecError(f"no model matches {args.models!r}")
+    modes, passes = tuple(args.modes.split(",")), tuple(args.passes.split(","))
+    rows = []
+    for name in names:
+        print(f"bench: {name}", file=sys.stderr)
+        rows += [r.to_dict() for r in bench_model(name, modes=modes, passes=passes, repeats=args.repeats)]
+    return rows
+
+
+def _suite_pipeline(args: argparse.Namespace) -> dict[str, Any]:
+    from actionrec.bench.pipeline import STRATEGIES, bench_file, bench_loader
+
+    files = _video_files(args.videos)
+    per_file = [bench_file(f, s, repeats=args.repeats).to_dict() for f in files for s in STRATEGIES]
+    loader = [bench_loader(files, s, workers=int(w)) for s in STRATEGIES for w in args.workers.split(",")]
+    return {"per_file": per_file, "loader": loader}
+
+
+def _suite_train(args: argparse.Namespace) -> dict[str, Any]:
+    from actionrec.data.synth import generate_synthetic
+    from actionrec.engine.config import load_config
+    from actionrec.engine.train import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = generate_synthetic(Path(tmp) / "synthetic", videos_per_class=10, seed=0)
+        cfg = load_config("r2plus1d-small_16x2_synthetic-rgb", overrides=[
+            f"data.root={data}", "train.epochs=1", "train.eval_every=100"])
+        result = train(cfg, out_dir=Path(tmp) / "run")
+    record = result.history[-1]
+    return {"model": cfg.model.name, "clips": int(record.get("train_clips", 0)) or None,
+            "train_clips_per_s": record["train_clips_per_s"], "epoch_s": record["time_s"]}
+
+
+def run(args: argparse.Namespace) -> int:
+    suites = args.suite.split(",")
+    unknown = sorted(set(suites) - set(SUITES))
+    if unknown:
+        raise ActionrecError(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
+    out: dict[str, Any] = {"machine": _machine()}
+    if "models" in suites:
+        out["models"] = _suite_models(args)
+    if "fast" in suites:
+        from actionrec.bench.models import bench_fast_path
+
+        out["fast_path"] = bench_fast_path(repeats=max(args.repeats, 3))
+    if "pipeline" in suites:
+        out["pipeline"] = _suite_pipeline(args)
+    if "flow" in suites:
+        from actionrec.bench.flow import bench_flow
+
+        out["flow"] = bench_flow(_video_files(args.videos)[0])
+    if "train" in suites:
+        out["train"] = _suite_train(args)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        _print_tables(out)
+    return 0
+
+
+def _print_tables(out: dict[str, Any]) -> None:
+    from actionrec.bench.report import table
+
+    print("machine: " + ", ".join(f"{k}={v}" for k, v in out["machine"].items()))
+    if "models" in out:
+        print(table(out["models"], ["model", "pass", "mode", "input", "clips_per_s", "peak_mb", "reference",
+                                    "ratio_vs_reference"], title="Models (batch 1)"))
+    if "fast_path" in out:
+        print(table([out["fast_path"]], list(out["fast_path"]), title="Default inference path vs torchvision fp32"))
+    if "pipeline" in out:
+        print(table(out["pipeline"]["per_file"], ["file", "strategy", "frames", "keyframes", "wanted",
+                                                   "ours_clips_per_s", "naive_clips_per_s", "limit_clips_per_s",
+                                                   "ours_over_limit", "speedup_vs_naive", "decode_all_fps"],
+                    title="Data pipeline per file (decode + sample)"))
+        print(table(out["pipeline"]["loader"], ["strategy", "workers", "clips", "clips_per_s"],
+                    title="DataLoader (decode + sample + transform)"))
+    if "flow" in out:
+        print(table(out["flow"], ["method", "size", "pairs", "pairs_per_s"], title="Optical flow, one thread"))
+    if "train" in out:
+        print(table([out["train"]], list(out["train"]), title="Training, one epoch on the synthetic benchmark"))
