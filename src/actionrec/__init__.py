@@ -15,9 +15,19 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActionrecError", "ConfigError", "DatasetError", "VideoDecodeError", "WeightsError",
-    "__version__", "create_model", "example_input", "fast_inference", "get_card", "inflate",
-    "list_models", "open_video",
+    "ActionrecError",
+    "ConfigError",
+    "DatasetError",
+    "VideoDecodeError",
+    "WeightsError",
+    "__version__",
+    "create_model",
+    "example_input",
+    "fast_inference",
+    "get_card",
+    "inflate",
+    "list_models",
+    "open_video",
 ]
 
 

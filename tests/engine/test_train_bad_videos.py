@@ -25,15 +25,30 @@ def test_training_skips_and_reports_unreadable_videos(
     tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture, workers: int
 ) -> None:
     root = generate_synthetic(
-        tmp_path / "synth", classes=["move_right", "move_left"], videos_per_class=10, size=32, num_frames=8,
-        seed=0, workers=1,
+        tmp_path / "synth",
+        classes=["move_right", "move_left"],
+        videos_per_class=10,
+        size=32,
+        num_frames=8,
+        seed=0,
+        workers=1,
     )
     broken = _break_videos(root)
     args = [
-        "train", "--config", "r2plus1d-small_16x2_synthetic-rgb", "--out", str(tmp_path / "run"),
-        f"--data.root={root}", "--sampling.clip_len=8", "--sampling.frame_interval=1",
-        "--input.crop_size=32", "--input.short_side=32", "--train.epochs=1", "--train.batch_size=4",
-        f"--train.num_workers={workers}", "--train.eval_every=1",
+        "train",
+        "--config",
+        "r2plus1d-small_16x2_synthetic-rgb",
+        "--out",
+        str(tmp_path / "run"),
+        f"--data.root={root}",
+        "--sampling.clip_len=8",
+        "--sampling.frame_interval=1",
+        "--input.crop_size=32",
+        "--input.short_side=32",
+        "--train.epochs=1",
+        "--train.batch_size=4",
+        f"--train.num_workers={workers}",
+        "--train.eval_every=1",
     ]
     assert main(args) == 0
     err = capsys.readouterr().err

@@ -16,8 +16,9 @@ from actionrec.data.transforms import resize_clip
 METHODS = ("farneback", "tvl1", "raft_small")
 
 
-def bench_flow(path: str | Path, *, methods: tuple[str, ...] = METHODS, pairs: int = 4,
-               short_side: int = 256) -> list[dict[str, Any]]:
+def bench_flow(
+    path: str | Path, *, methods: tuple[str, ...] = METHODS, pairs: int = 4, short_side: int = 256
+) -> list[dict[str, Any]]:
     """Flow of ``pairs`` consecutive frame pairs of ``path`` at ``short_side`` for each method, one thread.
 
     RAFT-small runs with random weights unless the user has some (speed does not depend on them).
@@ -38,8 +39,14 @@ def bench_flow(path: str | Path, *, methods: tuple[str, ...] = METHODS, pairs: i
             t0 = time.perf_counter()
             compute_flow(frames, method=method)
             seconds = time.perf_counter() - t0
-            rows.append({"method": method, "size": f"{frames.shape[1]}x{frames.shape[2]}",
-                         "pairs": len(frames) - 1, "pairs_per_s": (len(frames) - 1) / seconds})
+            rows.append(
+                {
+                    "method": method,
+                    "size": f"{frames.shape[1]}x{frames.shape[2]}",
+                    "pairs": len(frames) - 1,
+                    "pairs_per_s": (len(frames) - 1) / seconds,
+                }
+            )
     finally:
         torch.set_num_threads(threads)
     return rows

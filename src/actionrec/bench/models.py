@@ -100,7 +100,9 @@ def _autocast(mode: str, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _step_fn(model: nn.Module, example: Any, mode: str, device: torch.device, train: bool) -> Callable[[], None]:
+def _step_fn(
+    model: nn.Module, example: Any, mode: str, device: torch.device, train: bool
+) -> Callable[[], None]:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if train:
         model.train()
@@ -158,12 +160,19 @@ def bench_model(
             with PeakMemory(dev) as mem:
                 fns[0]()
             timings = interleaved(fns, repeats=repeats, warmup=1)
-            rows.append(ModelBenchRow(
-                model=name, mode=mode, pass_=pass_, input=_describe(example), batch=batch,
-                clips_per_s=timings[0].rate(batch), peak_mb=mem.peak_bytes / 2**20,
-                reference=f"torchvision.{name}" if ref is not None else None,
-                reference_clips_per_s=timings[1].rate(batch) if ref is not None else None,
-            ))
+            rows.append(
+                ModelBenchRow(
+                    model=name,
+                    mode=mode,
+                    pass_=pass_,
+                    input=_describe(example),
+                    batch=batch,
+                    clips_per_s=timings[0].rate(batch),
+                    peak_mb=mem.peak_bytes / 2**20,
+                    reference=f"torchvision.{name}" if ref is not None else None,
+                    reference_clips_per_s=timings[1].rate(batch) if ref is not None else None,
+                )
+            )
     return rows
 
 
@@ -193,7 +202,11 @@ def bench_fast_path(name: str = "r2plus1d_18", *, batch: int = 1, repeats: int =
     diff = (run_ref() - run_fast().float()).abs().max().item()
     same_top1 = bool((run_ref().argmax(-1) == run_fast().argmax(-1)).all())
     return {
-        "model": name, "input": f"3x16x112x112, batch {batch}",
-        "reference_fp32_clips_per_s": t_ref.rate(batch), "fast_clips_per_s": t_fast.rate(batch),
-        "ratio": t_ref.median_s / t_fast.median_s, "max_abs_logit_diff": diff, "same_top1": same_top1,
+        "model": name,
+        "input": f"3x16x112x112, batch {batch}",
+        "reference_fp32_clips_per_s": t_ref.rate(batch),
+        "fast_clips_per_s": t_fast.rate(batch),
+        "ratio": t_ref.median_s / t_fast.median_s,
+        "max_abs_logit_diff": diff,
+        "same_top1": same_top1,
     }

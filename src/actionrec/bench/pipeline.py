@@ -113,8 +113,13 @@ def bench_file(path: str | Path, strategy: str, *, repeats: int = 5, seed: int =
     rng = np.random.default_rng(seed)
     with open_video(path) as video:
         meta = video.metadata
-    draws = [sample_indices(cfg, num_frames=meta.num_frames, fps=meta.fps, train=True, rng=rng) for _ in range(repeats + 1)]
-    transform = build_transform(train=False, crop_size=112, short_side=128, mean=(0.45,) * 3, std=(0.225,) * 3)
+    draws = [
+        sample_indices(cfg, num_frames=meta.num_frames, fps=meta.fps, train=True, rng=rng)
+        for _ in range(repeats + 1)
+    ]
+    transform = build_transform(
+        train=False, crop_size=112, short_side=128, mean=(0.45,) * 3, std=(0.225,) * 3
+    )
     it = iter(range(10**9))
 
     def ours(with_transform: bool = False) -> None:
@@ -133,10 +138,17 @@ def bench_file(path: str | Path, strategy: str, *, repeats: int = 5, seed: int =
     costs = unit_costs(path)
     limit = float(np.median([limit_seconds(d.reshape(-1), keys, costs) for d in draws]))
     return PipelineRow(
-        file=Path(path).name, strategy=strategy, frames=meta.num_frames, keyframes=len(keys),
-        wanted=int(draws[0].size), ours_clips_per_s=t_ours.rate(1), ours_with_transform_clips_per_s=t_full.rate(1),
-        naive_clips_per_s=t_naive.rate(1), limit_clips_per_s=1.0 / limit,
-        decode_all_fps=1.0 / costs.decode_s, decode_all_rgb_fps=1.0 / (costs.decode_s + costs.convert_s),
+        file=Path(path).name,
+        strategy=strategy,
+        frames=meta.num_frames,
+        keyframes=len(keys),
+        wanted=int(draws[0].size),
+        ours_clips_per_s=t_ours.rate(1),
+        ours_with_transform_clips_per_s=t_full.rate(1),
+        naive_clips_per_s=t_naive.rate(1),
+        limit_clips_per_s=1.0 / limit,
+        decode_all_fps=1.0 / costs.decode_s,
+        decode_all_rgb_fps=1.0 / (costs.decode_s + costs.convert_s),
     )
 
 
@@ -145,7 +157,9 @@ class _ClipDataset(torch.utils.data.Dataset):
 
     def __init__(self, files: Sequence[Path], cfg: SamplingConfig, repeats: int) -> None:
         self.files, self.cfg, self.repeats = list(files), cfg, repeats
-        self.transform = build_transform(train=True, crop_size=112, short_side=128, mean=(0.45,) * 3, std=(0.225,) * 3)
+        self.transform = build_transform(
+            train=True, crop_size=112, short_side=128, mean=(0.45,) * 3, std=(0.225,) * 3
+        )
 
     def __len__(self) -> int:
         return len(self.files) * self.repeats
@@ -154,14 +168,18 @@ class _ClipDataset(torch.utils.data.Dataset):
         path = self.files[i % len(self.files)]
         rng = np.random.default_rng(i)
         with open_video(path) as v:
-            idx = sample_indices(self.cfg, num_frames=v.metadata.num_frames, fps=v.metadata.fps, train=True, rng=rng)
+            idx = sample_indices(
+                self.cfg, num_frames=v.metadata.num_frames, fps=v.metadata.fps, train=True, rng=rng
+            )
             return self.transform(v.get_frames(idx[0]))
 
 
 def bench_loader(files: Sequence[Path], strategy: str, *, workers: int, repeats: int = 4) -> dict[str, Any]:
     """Clips/s through a DataLoader (batch 1) with ``workers`` worker processes, warm-up excluded."""
     ds = _ClipDataset(files, STRATEGIES[strategy], repeats)
-    loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=workers, persistent_workers=workers > 0)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=1, num_workers=workers, persistent_workers=workers > 0
+    )
     it = iter(loader)
     next(it)  # start workers, fill caches
     t0 = time.perf_counter()

@@ -17,7 +17,9 @@ def _fmt(value: Any) -> str:
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str = "") -> str:
     """A GitHub-markdown table of ``rows`` restricted to ``columns``."""
     cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    widths = [
+        max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)
+    ]
     lines = [f"### {title}", ""] if title else []
     lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |")
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")

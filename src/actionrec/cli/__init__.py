@@ -19,8 +19,19 @@ from collections.abc import Sequence
 from actionrec.errors import ActionrecError
 
 COMMANDS = (
-    "synth", "demo", "train", "test", "predict", "probe", "flow", "features", "models", "bench",
-    "prepare", "export", "convert",
+    "synth",
+    "demo",
+    "train",
+    "test",
+    "predict",
+    "probe",
+    "flow",
+    "features",
+    "models",
+    "bench",
+    "prepare",
+    "export",
+    "convert",
 )
 
 

@@ -1,4 +1,4 @@
-"""``actionrec bench``: throughput of models, the fast inference path, the data pipeline, flow and training."""
+"""``actionrec bench``: throughput of models, the fast path, the data pipeline, flow and training."""
 
 from __future__ import annotations
 
@@ -14,24 +14,37 @@ from typing import Any
 from actionrec.errors import ActionrecError
 
 SUITES = ("models", "fast", "pipeline", "flow", "train")
-DEFAULT_VIDEOS = ("arm_wrestling.mp4", "pool_cleaning.mp4", "eye_makeup.avi", "unlabeled/clip01.mp4",
-                  "unlabeled/clip05.mp4")
+DEFAULT_VIDEOS = (
+    "arm_wrestling.mp4",
+    "pool_cleaning.mp4",
+    "eye_makeup.avi",
+    "unlabeled/clip01.mp4",
+    "unlabeled/clip05.mp4",
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "bench", help="measure throughput (ratios within one run)",
+        "bench",
+        help="measure throughput (ratios within one run)",
         description="Benchmarks every hot path; each comparison is timed in alternation within one run.",
         epilog="example: actionrec bench --suite models,fast --models 'r2plus1d*' --json > bench.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--suite", default=",".join(SUITES), help=f"comma-separated subset of {','.join(SUITES)}")
     p.add_argument("--models", default="*", help="model name pattern for the models suite (default: all)")
-    p.add_argument("--modes", default="fp32,bf16,channels_last,bf16+channels_last",
-                   help="execution modes for the models suite (add 'compile' for torch.compile)")
+    p.add_argument(
+        "--modes",
+        default="fp32,bf16,channels_last,bf16+channels_last",
+        help="execution modes for the models suite (add 'compile' for torch.compile)",
+    )
     p.add_argument("--passes", default="infer,train", help="infer, train or both")
-    p.add_argument("--videos", type=Path, default=None,
-                   help="folder of videos for the pipeline/flow suites (default: ../shared/data/videos)")
+    p.add_argument(
+        "--videos",
+        type=Path,
+        default=None,
+        help="folder of videos for the pipeline/flow suites (default: ../shared/data/videos)",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workers", default="0,1,2", help="DataLoader worker counts for the pipeline suite")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
@@ -41,10 +54,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _machine() -> dict[str, Any]:
     import torch
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def _video_files(folder: Path | None) -> list[Path]:
@@ -55,7 +72,9 @@ def _video_files(folder: Path | None) -> list[Path]:
         return [folder / f for f in DEFAULT_VIDEOS if (folder / f).exists()]
     if not folder.is_dir():
         raise ActionrecError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".mp4", ".avi", ".mkv", ".mov", ".webm"})
+    files = sorted(
+        p for p in folder.iterdir() if p.suffix.lower() in {".mp4", ".avi", ".mkv", ".mov", ".webm"}
+    )
     if not files:
         raise ActionrecError(f"{folder}: no videos")
     return files
@@ -92,12 +111,18 @@ def _suite_train(args: argparse.Namespace) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         data = generate_synthetic(Path(tmp) / "synthetic", videos_per_class=10, seed=0)
-        cfg = load_config("r2plus1d-small_16x2_synthetic-rgb", overrides=[
-            f"data.root={data}", "train.epochs=1", "train.eval_every=100"])
+        cfg = load_config(
+            "r2plus1d-small_16x2_synthetic-rgb",
+            overrides=[f"data.root={data}", "train.epochs=1", "train.eval_every=100"],
+        )
         result = train(cfg, out_dir=Path(tmp) / "run")
     record = result.history[-1]
-    return {"model": cfg.model.name, "clips": int(record.get("train_clips", 0)) or None,
-            "train_clips_per_s": record["train_clips_per_s"], "epoch_s": record["time_s"]}
+    return {
+        "model": cfg.model.name,
+        "clips": int(record.get("train_clips", 0)) or None,
+        "train_clips_per_s": record["train_clips_per_s"],
+        "epoch_s": record["time_s"],
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,18 +157,60 @@ def _print_tables(out: dict[str, Any]) -> None:
 
     print("machine: " + ", ".join(f"{k}={v}" for k, v in out["machine"].items()))
     if "models" in out:
-        print(table(out["models"], ["model", "pass", "mode", "input", "clips_per_s", "peak_mb", "reference",
-                                    "ratio_vs_reference"], title="Models (batch 1)"))
+        print(
+            table(
+                out["models"],
+                [
+                    "model",
+                    "pass",
+                    "mode",
+                    "input",
+                    "clips_per_s",
+                    "peak_mb",
+                    "reference",
+                    "ratio_vs_reference",
+                ],
+                title="Models (batch 1)",
+            )
+        )
     if "fast_path" in out:
-        print(table([out["fast_path"]], list(out["fast_path"]), title="Default inference path vs torchvision fp32"))
+        print(
+            table(
+                [out["fast_path"]], list(out["fast_path"]), title="Default inference path vs torchvision fp32"
+            )
+        )
     if "pipeline" in out:
-        print(table(out["pipeline"]["per_file"], ["file", "strategy", "frames", "keyframes", "wanted",
-                                                   "ours_clips_per_s", "naive_clips_per_s", "limit_clips_per_s",
-                                                   "ours_over_limit", "speedup_vs_naive", "decode_all_fps"],
-                    title="Data pipeline per file (decode + sample)"))
-        print(table(out["pipeline"]["loader"], ["strategy", "workers", "clips", "clips_per_s"],
-                    title="DataLoader (decode + sample + transform)"))
+        print(
+            table(
+                out["pipeline"]["per_file"],
+                [
+                    "file",
+                    "strategy",
+                    "frames",
+                    "keyframes",
+                    "wanted",
+                    "ours_clips_per_s",
+                    "naive_clips_per_s",
+                    "limit_clips_per_s",
+                    "ours_over_limit",
+                    "speedup_vs_naive",
+                    "decode_all_fps",
+                ],
+                title="Data pipeline per file (decode + sample)",
+            )
+        )
+        print(
+            table(
+                out["pipeline"]["loader"],
+                ["strategy", "workers", "clips", "clips_per_s"],
+                title="DataLoader (decode + sample + transform)",
+            )
+        )
     if "flow" in out:
-        print(table(out["flow"], ["method", "size", "pairs", "pairs_per_s"], title="Optical flow, one thread"))
+        print(
+            table(out["flow"], ["method", "size", "pairs", "pairs_per_s"], title="Optical flow, one thread")
+        )
     if "train" in out:
-        print(table([out["train"]], list(out["train"]), title="Training, one epoch on the synthetic benchmark"))
+        print(
+            table([out["train"]], list(out["train"]), title="Training, one epoch on the synthetic benchmark")
+        )

@@ -1,6 +1,13 @@
 """Model families, one module each; importing this package registers every model."""
 
 from actionrec.models import c3d, i3d, resnet3d, resnet_nonlocal, single_frame, slowfast  # noqa: F401
-from actionrec.models.registry import ModelCard, create_model, example_input, get_card, list_models, register_model
+from actionrec.models.registry import (
+    ModelCard,
+    create_model,
+    example_input,
+    get_card,
+    list_models,
+    register_model,
+)
 
 __all__ = ["ModelCard", "create_model", "example_input", "get_card", "list_models", "register_model"]

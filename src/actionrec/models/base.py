@@ -1,4 +1,4 @@
-"""The interface every model answers (timm's): ``forward_features``, ``forward_head``, ``reset_classifier``."""
+"""Interface of every model (as in timm): forward_features, forward_head, reset_classifier."""
 
 from __future__ import annotations
 

@@ -137,8 +137,14 @@ def create_model(
     return model
 
 
-def example_input(name_or_card: str | ModelCard, *, batch: int = 1, device: str | torch.device = "cpu",
-                  num_frames: int | None = None, size: int | None = None) -> Any:
+def example_input(
+    name_or_card: str | ModelCard,
+    *,
+    batch: int = 1,
+    device: str | torch.device = "cpu",
+    num_frames: int | None = None,
+    size: int | None = None,
+) -> Any:
     """A zero input of the model's default shape (tensor, tuple or dict as its ``input_kind`` says)."""
     card = get_card(name_or_card) if isinstance(name_or_card, str) else name_or_card
     t = num_frames or card.num_frames
