@@ -267,9 +267,25 @@ def _stream_fps(stream: av.VideoStream) -> float:
     return DEFAULT_FPS
 
 
+def _thread_type(stream: av.VideoStream) -> str:
+    """Decoder threading: frame + slice threads for one reader on a picture of 320x240 or more; none in a
+    DataLoader worker (the workers already share the cores) or for small pictures, where starting and
+    flushing threads costs more than it saves (measured: 64 px clips 1.7 ms a file without threads,
+    2.7 ms with; a 2-worker loader 626 clips/s without, 342 with). The output is identical either way."""
+    from torch.utils.data import get_worker_info
+
+    ctx = stream.codec_context
+    if get_worker_info() is not None or (ctx.width or 0) * (ctx.height or 0) < 320 * 240:
+        return "NONE"
+    return "AUTO"
+
+
 def _to_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
     """Convert one decoded frame to (H, W, 3) uint8 RGB, rotated ``rotation`` degrees clockwise."""
-    rgb = frame.to_ndarray(format="rgb24")
+    # threads=1: PyAV's default (0 = one swscale thread per core) starts threads for every frame, which
+    # costs 3-4x the conversion itself (measured: 64 px frames 7.3 -> 2.1 ms a 29-frame file, 340x256
+    # 330 -> 80 us a frame); the output is bit-identical.
+    rgb = frame.to_ndarray(format="rgb24", threads=1)
     return np.rot90(rgb, k=-(rotation // 90)) if rotation else rgb  # np.rot90 turns counter-clockwise
 
 
@@ -317,7 +333,7 @@ class PyAVReader(VideoReader):
         self.close()
         self.stats.restarts += 1
         self._container, self._stream = _open_container(self.path)
-        self._stream.thread_type = "AUTO"  # frame + slice threads; output is identical to serial decoding
+        self._stream.thread_type = _thread_type(self._stream)
         self._frames, self._next_pos, self._pending = self._decoded(), 0, None
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
@@ -454,7 +470,7 @@ def iter_frames(path: str | Path, *, timeout_s: float = 600.0) -> Iterator[np.nd
     _check_path(path)
     deadline = Deadline(str(path), timeout_s)
     container, stream = _open_container(str(path))
-    stream.thread_type = "AUTO"
+    stream.thread_type = _thread_type(stream)
     try:
         for frame in container.decode(stream):
             deadline.check()

@@ -49,6 +49,7 @@ from actionrec.engine.config import (
 from actionrec.engine.logging import MetricsLogger, Throughput, plot_curves, progress
 from actionrec.engine.optim import build_optimizer, build_scheduler
 from actionrec.errors import ActionrecError, ConfigError
+from actionrec.layers.cpu_bf16 import guard_cpu_bf16_conv3d
 
 
 @dataclass
@@ -110,6 +111,16 @@ def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
     if p == "fp16" and device.type != "cuda":
         raise ConfigError("train.precision: fp16 needs CUDA; use bf16 on CPU")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
+
+
+def _compute_threads(cfg: Config, device: torch.device) -> int:
+    """Intra-op threads for training: ``train.threads``, else on CPU the cores the workers leave free."""
+    if cfg.train.threads:
+        return cfg.train.threads
+    if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - cfg.train.num_workers)
 
 
 def to_channels_last(model: nn.Module) -> nn.Module:
@@ -329,6 +340,8 @@ class _Trainer:
 
     def _prepare(self, model: nn.Module) -> nn.Module:
         model = model.to(self.info.device)
+        if self.info.device.type == "cpu" and self.dtype == torch.bfloat16:
+            guard_cpu_bf16_conv3d(model)
         if self.cfg.train.channels_last:
             to_channels_last(model)
         if self.info.enabled:
@@ -541,9 +554,12 @@ class _Trainer:
         }
 
     def run(self, resume: bool) -> TrainResult:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(_compute_threads(self.cfg, self.info.device))
         try:
             return self._run(resume)
         finally:
+            torch.set_num_threads(threads)
             torch.use_deterministic_algorithms(self._prev_det[0], warn_only=self._prev_det[1])
 
     def _run(self, resume: bool) -> TrainResult:
