@@ -16,7 +16,7 @@ from torch import nn
 
 
 class GuardedConv3d(nn.Conv3d):
-    """A Conv3d that runs in fp32 under CPU autocast when ``1 < T < kernel_t`` (same parameters, same keys)."""
+    """A Conv3d that runs in fp32 under CPU autocast when ``1 < T < kernel_t`` (same parameters and keys)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (
