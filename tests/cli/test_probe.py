@@ -46,11 +46,13 @@ def test_probe_reports_bad_videos_on_stderr(
     assert "corrupted.mp4: decoding failed" in errors[2]
 
 
-def test_probe_without_verify_trusts_the_container(
-    videos_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["probe", str(videos_dir / "corrupted.mp4")]) == 0  # breaks only at frame 28 of 50
-    assert "1280x720" in capsys.readouterr().out
+def test_probe_decodes_the_last_frame(videos_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # corrupted.mp4 opens (its container and first frame are fine) and breaks at frame 28 of 50
+    assert main(["probe", str(videos_dir / "corrupted.mp4"), str(videos_dir / "carphone.mp4")]) == 2
+    captured = capsys.readouterr()
+    assert "carphone.mp4" in captured.out and "corrupted.mp4" not in captured.out
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "corrupted.mp4" in err[0] and "decoding failed" in err[0]
 
 
 def test_probe_bad_backend_is_a_usage_error(videos_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

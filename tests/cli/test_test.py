@@ -96,3 +96,27 @@ def test_crops_must_be_1_3_or_10(setup: dict[str, Path], capsys: pytest.CaptureF
         main(["test", "--config", RECIPE, "--weights", str(setup["weights"]), "--out", "x", "--crops", "5"])
     assert exit_info.value.code == 2
     assert "--crops" in capsys.readouterr().err
+
+
+def test_unreadable_test_videos_are_left_out_not_replaced(
+    setup: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import shutil
+
+    data = Path(shutil.copytree(setup["data"], tmp_path / "data"))
+    test_list = (data / "testlist01.txt").read_text().split()
+    broken = data / test_list[0]
+    broken.write_text("not a video")
+    out = tmp_path / "out"
+    argv = ["test", "--config", RECIPE, "--weights", str(setup["weights"]), "--out", str(out)]
+    argv += [f"--data.root={data}", "--train.num_workers=0", "--precision", "fp32"]
+    assert main(argv) == 2
+    assert "1 of 3 videos missing or unreadable" in capsys.readouterr().err
+    assert [r.getMessage() for r in caplog.records if str(broken) in r.getMessage()]  # one line per video
+    results = json.loads((out / "results.json").read_text())
+    assert results["num_videos"] == 2 and results["failures"] == 1
+    scored = [row[0] for row in csv.reader((out / "predictions.csv").open())][1:]
+    assert len(scored) == len(set(scored)) == 2 and str(broken) not in scored

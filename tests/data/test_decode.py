@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import struct
 import zlib
 from pathlib import Path
 
@@ -363,3 +364,35 @@ def test_torchcodec_agrees_with_pyav(videos_dir: Path) -> None:
     assert video.metadata.num_frames == 280
     idx = [0, 200, 279]
     assert np.abs(video.get_frames(idx).astype(np.int16) - _reference(path)[idx]).mean() < 3
+
+
+def _avi_claiming(tmp_path: Path, frames: int, claim: int) -> Path:
+    """An MPEG-4 AVI of ``frames`` frames whose headers (avih dwTotalFrames, strh dwLength) say ``claim``."""
+    path = tmp_path / "real.avi"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width = stream.height = 64
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 5, np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    data = bytearray(path.read_bytes())
+    assert data[24:28] == b"avih"
+    strh = data.find(b"strh")
+    data[48:52] = data[strh + 40 : strh + 44] = struct.pack("<I", claim)
+    lying = tmp_path / f"claims_{claim}.avi"
+    lying.write_bytes(bytes(data))
+    with av.open(str(lying)) as c:
+        assert c.streams.video[0].frames == claim  # the container now lies
+    return lying
+
+
+@pytest.mark.parametrize("backend", ["pyav", "opencv"])
+def test_container_lying_about_its_frame_count(tmp_path: Path, backend: str) -> None:
+    # Too few promised: the real frames are counted and all of them decode.
+    with open_video(_avi_claiming(tmp_path, 40, 20), backend) as video:
+        assert video.metadata.num_frames == 40
+        assert video.get_frames([39]).mean() == pytest.approx(195, abs=3)
+    # Far more promised than present looks exactly like a file cut short: one clear error.
+    with pytest.raises(VideoDecodeError, match="40 frames present, the container promises ~80"):
+        open_video(_avi_claiming(tmp_path, 40, 80), backend)

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -31,8 +32,9 @@ def bench_flow(
     clip = resize_clip(clip, (round(h * scale), round(w * scale)))
     frames = clip.permute(0, 2, 3, 1).contiguous().numpy()  # (T, C, H, W) -> (T, H, W, C)
     rows = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)  # one worker's speed: TV-L1 / Farneback run in OpenCV, RAFT in torch
+    cv2.setNumThreads(1)
     try:
         for method in methods:
             compute_flow(frames[:2], method=method)  # warm-up (model build, OpenCV init)
@@ -49,4 +51,5 @@ def bench_flow(
             )
     finally:
         torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
     return rows

@@ -1,8 +1,9 @@
 """``actionrec probe``: what the decoder sees in each video (size, fps, exact frame count, rotation, codec).
 
 Good videos are printed as a table (or a JSON list with ``--json``); every video that cannot be read is
-reported as one line on stderr, and the exit code is 2 if there was any. Opening a video reads its
-container and first frame only; ``--verify`` decodes every frame to catch files that break midway.
+reported as one line on stderr, and the exit code is 2 if there was any. Each video's first and last
+frames are decoded (the last from its keyframe on), which catches files that are cut short or break
+before their end; ``--verify`` decodes every frame to catch damage in the middle too.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
             with open_video(path, args.backend, timeout_s=args.timeout) as video:
                 if args.verify:
                     decode_every_frame(video)
+                else:
+                    video.get_frames([video.metadata.num_frames - 1])
                 metas.append(video.metadata)
         except ActionrecError as e:
             bad += 1

@@ -103,4 +103,12 @@ def run(args: argparse.Namespace) -> int:
             f"{result.seconds:.1f} s)"
         )
         print(f"results in {out}")
+    bad = len(getattr(dataset, "failures", {})) + len(getattr(dataset, "missing", []))
+    if bad:  # each was reported on stderr as it was met; the exit code tells scripts
+        total = getattr(dataset, "total", bad + len(result.labels))
+        print(
+            f"actionrec test: {bad} of {total} videos missing or unreadable; left out of the results",
+            file=sys.stderr,
+        )
+        return 2
     return 0

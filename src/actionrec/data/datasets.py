@@ -10,9 +10,10 @@ Only the sampled frames are decoded (``open_video`` + ``get_frames`` with the in
 ``sample_indices``). A video that is missing or cannot be decoded never stops an epoch: it is
 recorded in ``dataset.failures`` (path -> reason), logged once, and the sample is replaced by another
 one chosen deterministically from the requested index; ``index``/``path``/``label`` then describe the
-video actually returned. Missing files are found at construction (one ``os.path.exists`` per entry),
-dropped from the list and counted in ``dataset.missing``. Too many failures raise
-:class:`~actionrec.errors.DatasetError`.
+video actually returned. Evaluation must not score a stand-in, so ``replace_failures=False`` (what
+test sets use) returns ``{"video": None, ...}`` for it instead, which :func:`collate_samples` drops.
+Missing files are found at construction (one ``os.path.exists`` per entry), dropped from the list
+and counted in ``dataset.missing``. Too many failures raise :class:`~actionrec.errors.DatasetError`.
 
 Worker processes: each worker has its own copy of the dataset, so failures seen there travel to the
 main process inside the batch (the ``"failed"`` entry, concatenated by :func:`collate_samples`) and
@@ -80,6 +81,7 @@ class DataConfig:
     check_files: bool = True
     max_samples: int | None = None
     decode_timeout_s: float = 60.0
+    replace_failures: bool = True
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
@@ -113,8 +115,10 @@ class VideoDataset(Dataset):
         decode_timeout_s: float = 60.0,
         num_workers: int = 2,
         name: str = "",
+        replace_failures: bool = True,
     ) -> None:
         self.root = Path(root)
+        self.replace_failures = replace_failures
         self.classes = list(classes)
         self.sampling, self.transform, self.train = sampling, transform, train
         self.backend, self.seed, self.decode_timeout_s = backend, seed, decode_timeout_s
@@ -205,6 +209,15 @@ class VideoDataset(Dataset):
                 sample = self.load(candidate)
             except (ActionrecError, OSError) as e:
                 failed.append(self._note_failure(candidate, e))
+                if not self.replace_failures:
+                    path = str(self.path(index))
+                    return {
+                        "video": None,
+                        "label": self.samples[index][1],
+                        "index": index,
+                        "path": path,
+                        "failed": failed,
+                    }
                 candidate = self._replacement(index, attempt)
                 continue
             sample["failed"] = failed
@@ -240,7 +253,8 @@ class VideoDataset(Dataset):
         for path, reason in failed:
             if path not in self.failures:
                 self.failures[path] = reason
-                log.warning("%s: skipped %s (%s); replaced by another sample", self.name, path, reason)
+                then = "replaced by another sample" if self.replace_failures else "left out"
+                log.warning("%s: skipped %s (%s); %s", self.name, path, reason, then)
         self._check_budget()
 
     def _check_budget(self) -> None:
@@ -340,6 +354,7 @@ def build_dataset(
         decode_timeout_s=data.decode_timeout_s,
         num_workers=data.num_workers,
         name=f"{data.dataset}/{subset}",
+        replace_failures=data.replace_failures,
     )
 
 

@@ -25,9 +25,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_co
 
 
 def collate_samples(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Default-collate the samples; concatenate their ``"failed"`` lists (which vary in length)."""
+    """Default-collate the samples; concatenate their ``"failed"`` lists (which vary in length).
+
+    Samples whose ``"video"`` is None (unreadable, not replaced) are left out; a batch of nothing but
+    those is ``{"failed": [...]}`` alone.
+    """
     failed = [f for sample in batch for f in sample.get("failed", ())]
-    out = default_collate([{k: v for k, v in s.items() if k != "failed"} for s in batch])
+    good = [{k: v for k, v in s.items() if k != "failed"} for s in batch if s.get("video", 0) is not None]
+    out = default_collate(good) if good else {}
     out["failed"] = failed
     return out
 

@@ -282,6 +282,8 @@ def _collect(
     scores, labels, paths = [], [], []
     view_hits, num_views = 0, 0
     for batch in progress(loader, total=total, desc="test", enabled=show):
+        if "video" not in batch:  # every video of the batch was unreadable (reported by the dataset)
+            continue
         view_logits, v = run_views(runner, batch["video"], chunk=chunk)
         if expected is not None and v != expected:
             raise ActionrecError(
@@ -370,6 +372,7 @@ def build_test_dataset(cfg: Any, card: Any, *, num_clips: int = 1, num_crops: in
         "backend": d.backend,
         "num_workers": cfg.train.num_workers,
         **d.options,
+        "replace_failures": False,  # a test video is scored as itself or not at all
     }
     data_cfg = DataConfig(**{k: v for k, v in kwargs.items() if k in known and v is not None})
     return build_dataset(data_cfg, subset="test", sampling=sampling, transform=transform)

@@ -4,7 +4,8 @@ A FILE is read as one class name per line in index order, or as ``index name`` l
 ``classInd.txt``, 1-based), or as JSON (a list of names, or Something-Something's ``{name: index}``).
 A NAME (kinetics400, kinetics600, kinetics700, ucf101, hmdb51, ssv2) is looked up, never downloaded,
 in these folders in turn: ``$ACTIONREC_LABELS``, ``~/.cache/actionrec/labels``, ``../shared/data/labels``
-relative to the current folder and to the project checkout, and the labels packaged with actionrec.
+relative to the current folder and to the project checkout. (Label lists are not shipped in the wheel;
+weights saved by actionrec carry their class names in their card, so they need no ``--labels``.)
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ def label_dirs() -> list[Path]:
     dirs.append(
         Path(__file__).resolve().parents[3].parent / "shared" / "data" / "labels"
     )  # checkout/../shared
-    dirs.append(Path(__file__).resolve().parents[1] / "labels")  # packaged with actionrec
     return list(dict.fromkeys(dirs))
 
 

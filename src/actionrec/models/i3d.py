@@ -224,7 +224,7 @@ def i3d_inception_v1(*, num_classes: int = 400, **kwargs: Any) -> I3D:
 
 @register_model(
     ModelCard(
-        **{**_CARD, "published_gmacs": None},
+        **{**_CARD, "published_gmacs": None, "published_input": "2x64x224x224"},
         in_channels=2,
         published_params_m=12.67,
         notes="Optical-flow stream (x, y TV-L1 flow scaled to [-1, 1]); 2 input channels. 12.67M = the "
