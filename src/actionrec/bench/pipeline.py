@@ -186,3 +186,46 @@ def bench_loader(files: Sequence[Path], strategy: str, *, workers: int, repeats:
     n = sum(1 for _ in it)
     rate = n / (time.perf_counter() - t0)
     return {"strategy": strategy, "workers": workers, "clips": n, "clips_per_s": rate}
+
+
+def bench_prepared(
+    path: str | Path, strategy: str, work_dir: str | Path, *, gop: int = 16, repeats: int = 5, seed: int = 0
+) -> dict[str, Any]:
+    """What ``actionrec prepare`` buys: one file's clips/s as it is, re-encoded, and as JPEG frames.
+
+    Both prepared copies keep the original size (``short_side=0``), so the ratios isolate the keyframe
+    interval (``gop``) and the container; each source is timed in alternation with the others.
+    """
+    from actionrec.data.prepare import PrepareConfig, prepare_video
+
+    path, work = Path(path), Path(work_dir)
+    sources = {"original": (path, "pyav")}
+    for mode, suffix, backend in (("reencode", ".mp4", "pyav"), ("frames", "", "frames")):
+        out = work / f"{path.stem}_{mode}{suffix}"
+        prepare_video(path, out, PrepareConfig(short_side=0, gop=gop, mode=mode))
+        sources[mode] = (out, backend)
+    cfg, rng = STRATEGIES[strategy], np.random.default_rng(seed)
+    with open_video(path) as video:
+        n, fps = video.metadata.num_frames, video.metadata.fps
+    draws = [sample_indices(cfg, num_frames=n, fps=fps, train=True, rng=rng).reshape(-1) for _ in range(8)]
+
+    def loader(source: Path, backend: str) -> Any:
+        it = iter(range(10**9))
+
+        def load() -> None:
+            decode._index_cache.clear()
+            with open_video(source, backend) as v:
+                v.get_frames(draws[next(it) % len(draws)])
+
+        return load
+
+    timings = interleaved([loader(*s) for s in sources.values()], repeats=repeats, warmup=1)
+    rates = {name: t.rate(1) for name, t in zip(sources, timings)}
+    return {
+        "file": path.name,
+        "strategy": strategy,
+        "gop": gop,
+        **{f"{name}_clips_per_s": rate for name, rate in rates.items()},
+        "reencode_speedup": rates["reencode"] / rates["original"],
+        "frames_speedup": rates["frames"] / rates["original"],
+    }

@@ -96,12 +96,16 @@ def _suite_models(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _suite_pipeline(args: argparse.Namespace) -> dict[str, Any]:
-    from actionrec.bench.pipeline import STRATEGIES, bench_file, bench_loader
+    from actionrec.bench.pipeline import STRATEGIES, bench_file, bench_loader, bench_prepared
 
     files = _video_files(args.videos)
     per_file = [bench_file(f, s, repeats=args.repeats).to_dict() for f in files for s in STRATEGIES]
     loader = [bench_loader(files, s, workers=int(w)) for s in STRATEGIES for w in args.workers.split(",")]
-    return {"per_file": per_file, "loader": loader}
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = [
+            bench_prepared(f, s, tmp, repeats=args.repeats) for f in files for s in ("tsn8", "dense16x2")
+        ]
+    return {"per_file": per_file, "loader": loader, "prepared": prepared}
 
 
 def _suite_train(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,6 +201,22 @@ def _print_tables(out: dict[str, Any]) -> None:
                     "decode_all_fps",
                 ],
                 title="Data pipeline per file (decode + sample)",
+            )
+        )
+        print(
+            table(
+                out["pipeline"]["prepared"],
+                [
+                    "file",
+                    "strategy",
+                    "gop",
+                    "original_clips_per_s",
+                    "reencode_clips_per_s",
+                    "frames_clips_per_s",
+                    "reencode_speedup",
+                    "frames_speedup",
+                ],
+                title="What `actionrec prepare` buys (same size, keyframe every 16 frames / JPEG frames)",
             )
         )
         print(
