@@ -39,6 +39,11 @@ def test_predict_fp32_matches_reference_logits(shared_data: Path, capsys: pytest
 
 @pytest.mark.slow
 def test_predict_default_precision_same_top1(shared_data: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(_argv(shared_data)) == 0
+    reference = json.loads((shared_data / "reference" / "arm_wrestling_i3d_rgb_logits.json").read_text())
+    argv = _argv(shared_data)
+    argv[argv.index("--labels") + 1] = "kinetics400"  # the named label set, found beside the checkout
+    assert main(argv) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["top"][0]["label"] == "arm wrestling"
+    diff = max(abs(a - b) for a, b in zip(result["logits"], reference["logits"]))
+    assert diff < 0.25  # bf16 autocast where the CPU has it (measured 0.076 on an AMX CPU); fp32 elsewhere
