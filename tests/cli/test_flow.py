@@ -58,7 +58,6 @@ def test_help_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
 def test_flow_command_extracts_skips_and_reports_bad_videos(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("actionrec.data.decode", reason="actionrec.data.decode is not written yet")
     videos = tmp_path / "videos"
     (videos / "walk").mkdir(parents=True)
     write_video(videos / "walk" / "one.mp4", 3)

@@ -106,7 +106,6 @@ def test_quantize_round_trip_and_convention() -> None:
 
 
 def test_extract_flow_writes_rawframes_and_resumes(tmp_path: Path) -> None:
-    pytest.importorskip("actionrec.data.decode", reason="actionrec.data.decode is not written yet")
     video = write_video(tmp_path / "square.mp4", moving_square(5))
     out = tmp_path / "flow" / "square"
     assert extract_flow(video, out, method="farneback", short_side=None, chunk_size=3) == out
@@ -138,7 +137,6 @@ def test_extract_flow_writes_rawframes_and_resumes(tmp_path: Path) -> None:
 
 
 def test_extract_flow_of_a_bad_video_leaves_nothing(tmp_path: Path) -> None:
-    pytest.importorskip("actionrec.data.decode", reason="actionrec.data.decode is not written yet")
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
     with pytest.raises(VideoDecodeError):

@@ -88,9 +88,10 @@ def _assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_after_sigkill_is_bit_identical(tmp_path: Path, workers: int) -> None:
     run_toy(tmp_path / "ref", workers=workers)
-    kill_at = random.randint(1, 9)  # any of the 9 steps (before step 4 nothing is saved: resume starts over)
+    kill_at = random.randint(4, 9)  # a step of epoch 2 or 3: the end of epoch 1 left a checkpoint
     child = _child(tmp_path / "run", workers=workers, kill_at=kill_at, kill_signal=int(signal.SIGKILL))
     assert child.returncode == -signal.SIGKILL, child.stderr
+    assert (tmp_path / "run" / "last.pt").exists()
     assert not (tmp_path / "run" / "model.safetensors").exists()
     result = run_toy(tmp_path / "run", workers=workers, resume=True)
     assert result.epochs_completed == 3 and result.global_step == 9, f"killed at forward {kill_at}"
@@ -98,12 +99,16 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path: Path, workers: int) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [0, 2])
-def test_sigterm_saves_mid_epoch_and_resume_is_bit_identical(tmp_path: Path, workers: int) -> None:
+@pytest.mark.parametrize(
+    ("workers", "sig"), [(0, signal.SIGTERM), (2, signal.SIGTERM), (2, signal.SIGINT)], ids=str
+)
+def test_signal_saves_mid_epoch_and_resume_is_bit_identical(
+    tmp_path: Path, workers: int, sig: signal.Signals
+) -> None:
     run_toy(tmp_path / "ref", workers=workers)
-    child = _child(tmp_path / "run", workers=workers, kill_at=5, kill_signal=int(signal.SIGTERM))
+    child = _child(tmp_path / "run", workers=workers, kill_at=5, kill_signal=int(sig))
     assert child.returncode == 0, child.stderr
-    assert "stopped by SIGTERM" in child.stderr and "--resume" in child.stderr
+    assert f"stopped by {sig.name}" in child.stderr and "--resume" in child.stderr
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert (state["epoch"], state["batch_in_epoch"], state["global_step"]) == (1, 2, 5)
     run_toy(tmp_path / "run", workers=workers, resume=True)

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from actionrec.bench.timing import PeakMemory, interleaved
+from actionrec.engine.fast import map_tensors, to_channels_last
+from actionrec.engine.train import to_channels_last as model_to_channels_last
 from actionrec.models.complexity import to_device
 from actionrec.models.registry import create_model, example_input, get_card
 
@@ -71,23 +73,13 @@ class ModelBenchRow:
         return d
 
 
-def _to_channels_last(x: Any) -> Any:
-    if isinstance(x, torch.Tensor) and x.ndim == 5:
-        return x.contiguous(memory_format=torch.channels_last_3d)
-    if isinstance(x, tuple | list):
-        return type(x)(_to_channels_last(v) for v in x)
-    if isinstance(x, dict):
-        return {k: _to_channels_last(v) for k, v in x.items()}
-    return x
-
-
 def _prepare(model: nn.Module, example: Any, mode: str, device: torch.device) -> tuple[nn.Module, Any]:
     _, channels_last, compile_ = MODES[mode]
     model = copy.deepcopy(model).to(device)
     example = to_device(example, device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
-        example = _to_channels_last(example)
+    if channels_last:  # 5-D weights and clips to channels_last_3d, 4-D ones (2-D models) to channels_last
+        model = model_to_channels_last(model)
+        example = map_tensors(example, to_channels_last)
     if compile_:
         model = torch.compile(model)  # type: ignore[assignment]
     return model, example

@@ -25,3 +25,17 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str 
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines += ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths)) + " |" for row in cells]
     return "\n".join(lines)
+
+
+def pivot_models(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, pass): clips/s in each mode side by side, peak MB and ours / reference in fp32."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        row = out.setdefault(
+            (r["model"], r["pass"]), {"model": r["model"], "pass": r["pass"], "input": r["input"]}
+        )
+        row[r["mode"]] = r["clips_per_s"]
+        if r["mode"] == "fp32":
+            row["peak_mb (fp32)"] = r["peak_mb"]
+            row["ours / torchvision (fp32)"] = r.get("ratio_vs_reference")
+    return list(out.values())

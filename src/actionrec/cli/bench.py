@@ -48,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workers", default="0,1,2", help="DataLoader worker counts for the pipeline suite")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    p.add_argument(
+        "--from", dest="from_json", type=Path, metavar="JSON", help="print the tables of a saved --json run"
+    )
     return p
 
 
@@ -130,6 +133,14 @@ def _suite_train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_json:
+        try:
+            _print_tables(json.loads(args.from_json.read_text()))
+        except (OSError, ValueError, KeyError) as e:
+            raise ActionrecError(
+                f"{args.from_json}: not a saved benchmark ({type(e).__name__}: {e})"
+            ) from None
+        return 0
     suites = args.suite.split(",")
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
@@ -157,26 +168,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_tables(out: dict[str, Any]) -> None:
-    from actionrec.bench.report import table
+    from actionrec.bench.models import MODES
+    from actionrec.bench.report import pivot_models, table
 
     print("machine: " + ", ".join(f"{k}={v}" for k, v in out["machine"].items()))
     if "models" in out:
-        print(
-            table(
-                out["models"],
-                [
-                    "model",
-                    "pass",
-                    "mode",
-                    "input",
-                    "clips_per_s",
-                    "peak_mb",
-                    "reference",
-                    "ratio_vs_reference",
-                ],
-                title="Models (batch 1)",
-            )
-        )
+        rows = pivot_models(out["models"])
+        modes = [m for m in MODES if any(m in r for r in rows)]
+        columns = ["model", "pass", "input", *modes, "peak_mb (fp32)", "ours / torchvision (fp32)"]
+        print(table(rows, columns, title="Models: clips/s at batch 1, by execution mode"))
     if "fast_path" in out:
         print(
             table(
@@ -194,6 +194,7 @@ def _print_tables(out: dict[str, Any]) -> None:
                     "keyframes",
                     "wanted",
                     "ours_clips_per_s",
+                    "ours_with_transform_clips_per_s",
                     "naive_clips_per_s",
                     "limit_clips_per_s",
                     "ours_over_limit",

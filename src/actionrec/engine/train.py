@@ -213,7 +213,7 @@ def _make_loader(dataset: Dataset, *, batch: int, info: D.DistInfo, cfg: Config,
         worker_init_fn=seed_worker if workers else None,
         pin_memory=info.device.type == "cuda",
         drop_last=False,
-        persistent_workers=False,
+        persistent_workers=False,  # fresh workers each epoch draw their seeds from that epoch: exact resume
     )
 
 
