@@ -134,3 +134,13 @@ def test_googlenet_aux_heads_dropped_and_input_model_untouched(googlenet_2d: nn.
 def test_unsupported_2d_module_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot inflate ConvTranspose2d"):
         inflate(nn.Sequential(nn.ConvTranspose2d(3, 3, 2)))
+
+
+def test_flow_network_by_cross_modality_inflation(resnet18_2d: nn.Module) -> None:
+    flow = inflate(resnet18_2d, time_kernel=3, in_channels=10).eval()  # a stack of 5 (x, y) flow fields
+    rgb_kernel = resnet18_2d.conv1.weight.detach()  # (64, 3, 7, 7)
+    assert flow.conv1.in_channels == 10 and flow.conv1.weight.shape == (64, 10, 3, 7, 7)
+    expected = rgb_kernel.mean(1, keepdim=True).unsqueeze(2).expand(-1, 10, 3, -1, -1) / 3
+    assert torch.allclose(flow.conv1.weight, expected, atol=1e-7)
+    assert flow(torch.randn(1, 10, 4, 64, 64)).shape == (1, 6)
+    assert resnet18_2d.conv1.in_channels == 3  # the 2D model is untouched

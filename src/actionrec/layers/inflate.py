@@ -151,6 +151,7 @@ def inflate(
     time_stride: int | Callable[[str, nn.Conv2d], int] = 1,
     pool_time_kernel: int = 1,
     time_padding: str = "zeros",
+    in_channels: int | None = None,
 ) -> nn.Module:
     """A 3D copy of a 2D CNN (ResNet, GoogLeNet, VGG, ...) taking (B, C, T, H, W) clips.
 
@@ -159,7 +160,10 @@ def inflate(
     ``time_stride``: an int applies to convolutions with a spatial stride > 1, or a callable per conv.
     ``pool_time_kernel``: time kernel (and stride) of the max/avg pools. ``time_padding``: ``"zeros"``
     or ``"replicate"`` (see the module docstring for why the boring-video fixed point needs it).
-    The input model is not modified; the copy keeps its train/eval mode.
+    ``in_channels``: input channels of the video network when they differ from the image network's,
+    e.g. ``2 * L`` for a stack of L flow fields; the first convolution then gets the cross-modality
+    initialisation (:func:`cross_modality_init`). The input model is not modified; the copy keeps
+    its train/eval mode.
     """
     model = copy.deepcopy(model_2d)
     _drop_googlenet_aux(model)
@@ -178,6 +182,11 @@ def inflate(
         new = _inflate_module(name, module, kt_of, st_of, method, pool_time_kernel, time_padding)
         if new is not None:
             _set_submodule(model, name, new)
+    if in_channels is not None:
+        first = next(m for m in model.modules() if isinstance(m, nn.Conv3d))
+        if first.in_channels != in_channels:
+            first.weight = nn.Parameter(cross_modality_init(first.weight.data, in_channels))
+            first.in_channels = in_channels
     return model
 
 
