@@ -1,7 +1,7 @@
 """Timing helpers for benchmarks: interleaved repetitions, medians, peak memory.
 
 Machines here are shared and noisy, so every comparison is a *ratio measured in one run*: the
-candidates are timed in alternation (A, B, A, B, ...) and each is summarised by its median.
+candidates are timed in alternation (A, B, B, A, A, B, ...) and each is summarised by its median.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ def interleaved(fns: Sequence[Callable[[], object]], *, repeats: int = 5, warmup
         for fn in fns:
             fn()
     samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
+    for r in range(repeats):
+        order = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))  # A B, B A: no seat is favoured
+        for i in order:
             t0 = time.perf_counter()
-            fn()
+            fns[i]()
             samples[i].append(time.perf_counter() - t0)
     return [Timing(statistics.median(s), min(s), len(s)) for s in samples]
 

