@@ -107,8 +107,10 @@ def test_bad_arguments_exit_2_with_one_line(
 
 
 def test_labels_that_do_not_fit_the_weights(
-    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    labels = tmp_path / "k400.txt"
+    labels.write_text("".join(f"class {i}\n" for i in range(400)))
     argv = [
         "predict",
         str(files["video"]),
@@ -117,7 +119,7 @@ def test_labels_that_do_not_fit_the_weights(
         "--weights",
         str(files["weights"]),
         "--labels",
-        "kinetics400",
+        str(labels),
     ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
