@@ -352,7 +352,8 @@ def write_mp4(path: str | Path, frames: np.ndarray, *, fps: int, gop: int = 8, c
             "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
         }
         for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p", threads=1)
+            container.mux(stream.encode(yuv))  # one swscale thread, as in decoding: 3-4x cheaper
         container.mux(stream.encode(None))
 
 
