@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from actionrec.bench.timing import PeakMemory, interleaved
-from actionrec.engine.fast import map_tensors, to_channels_last
-from actionrec.engine.train import to_channels_last as model_to_channels_last
+from actionrec.engine.fast import map_tensors, model_to_channels_last, to_channels_last
 from actionrec.models.complexity import to_device
 from actionrec.models.registry import create_model, example_input, get_card
 

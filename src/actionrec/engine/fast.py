@@ -78,6 +78,15 @@ def to_channels_last(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def model_to_channels_last(model: nn.Module) -> nn.Module:
+    """Move the 5-D / 4-D parameters and buffers of ``model`` to channels-last in place (values unchanged)."""
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.ndim in (4, 5):
+                t.data = to_channels_last(t.data)
+    return model
+
+
 def model_device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
@@ -96,10 +105,7 @@ class FastInference(nn.Module):
             if hasattr(model, attr):
                 setattr(self, attr, getattr(model, attr))
         if channels_last:
-            with torch.no_grad():
-                for p in list(model.parameters()) + list(model.buffers()):
-                    if p.ndim in (4, 5):
-                        p.data = to_channels_last(p.data)
+            model_to_channels_last(model)
 
     def _prepare(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(self.device, non_blocking=True)

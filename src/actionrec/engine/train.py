@@ -46,6 +46,7 @@ from actionrec.engine.config import (
     preprocessing_card,
     save_config,
 )
+from actionrec.engine.fast import model_to_channels_last
 from actionrec.engine.logging import MetricsLogger, Throughput, plot_curves, progress
 from actionrec.engine.optim import build_optimizer, build_scheduler
 from actionrec.errors import ActionrecError, ConfigError
@@ -121,16 +122,6 @@ def _compute_threads(cfg: Config, device: torch.device) -> int:
         return torch.get_num_threads()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, cores - cfg.train.num_workers)
-
-
-def to_channels_last(model: nn.Module) -> nn.Module:
-    """channels_last_3d for 5-D parameters, channels_last for 4-D ones (mixed 2-D/3-D models)."""
-    for t in [*model.parameters(), *model.buffers()]:
-        if t.ndim == 5:
-            t.data = t.data.contiguous(memory_format=torch.channels_last_3d)
-        elif t.ndim == 4:
-            t.data = t.data.contiguous(memory_format=torch.channels_last)
-    return model
 
 
 def to_device(x: Any, device: torch.device, channels_last: bool = False) -> Any:
@@ -343,7 +334,7 @@ class _Trainer:
         if self.info.device.type == "cpu" and self.dtype == torch.bfloat16:
             guard_cpu_bf16_conv3d(model)
         if self.cfg.train.channels_last:
-            to_channels_last(model)
+            model_to_channels_last(model)
         if self.info.enabled:
             ids = [self.info.local_rank] if self.info.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(model, device_ids=ids)

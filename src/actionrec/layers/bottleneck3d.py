@@ -73,7 +73,8 @@ class Bottleneck3d(nn.Module):
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.relu(self.bn2(self.conv2(y)))
         y = self.bn3(self.conv3(y))
-        return self.relu(y + shortcut)
+        y += shortcut  # in place, as in resnet_blocks (a fresh buffer per block costs page faults)
+        return self.relu(y)
 
 
 def make_stage(
