@@ -41,6 +41,24 @@ def test_tables_from_a_saved_run(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "r2plus1d_small" in out
 
 
+def test_every_result_names_its_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from actionrec.cli import bench
+
+    machine = bench._machine()
+    assert {"cpu", "cpu_capability", "amx_bf16", "avx512_bf16", "native_bf16"} <= set(machine)
+    assert machine["cpu_capability"] in machine["cpu_label"]
+    saved = {
+        "machine": machine,
+        "train": {"cpu": machine["cpu_label"], "results": {"model": "r2plus1d_small", "clips_per_s": 9.0}},
+    }
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(saved))
+    assert main(["bench", "--from", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"measured on: {machine['cpu_label']}" in out
+    assert "r2plus1d_small" in out
+
+
 def test_a_file_that_is_not_a_saved_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "x.json").write_text("[1, 2")
     assert main(["bench", "--from", str(tmp_path / "x.json")]) == 2

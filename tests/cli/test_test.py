@@ -15,7 +15,7 @@ from actionrec.models.registry import create_model
 from actionrec.weights import save_weights
 
 CLASSES = ["move_right", "move_left", "stay_still"]
-RECIPE = "r2plus1d-small_16x2_synthetic-rgb"
+RECIPE = "r2plus1d-small_8x3_synthetic-rgb"
 
 
 @pytest.fixture(scope="module")

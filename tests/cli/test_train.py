@@ -22,8 +22,8 @@ def test_help_shows_an_example(capsys: pytest.CaptureFixture) -> None:
     "args",
     [
         ["--config", "no-such-recipe"],
-        ["--config", "r2plus1d-small_16x2_synthetic-rgb", "--optim.lr=-1"],
-        ["--config", "r2plus1d-small_16x2_synthetic-rgb", "--set", "optim.lrr=1"],
+        ["--config", "r2plus1d-small_8x3_synthetic-rgb", "--optim.lr=-1"],
+        ["--config", "r2plus1d-small_8x3_synthetic-rgb", "--set", "optim.lrr=1"],
         [],  # neither --config nor a run to resume
     ],
 )
@@ -57,7 +57,7 @@ def test_trains_the_small_model_on_synthetic_videos(tmp_path: Path, capsys: pyte
     args = [
         "train",
         "--config",
-        "r2plus1d-small_16x2_synthetic-rgb",
+        "r2plus1d-small_8x3_synthetic-rgb",
         "--out",
         str(out),
         "--json",

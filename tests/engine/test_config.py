@@ -96,7 +96,7 @@ def test_packaged_recipes_load_and_name_registered_models() -> None:
     from actionrec.models.registry import list_models
 
     names = packaged_recipes()
-    assert {"r2plus1d-small_16x2_synthetic-rgb", "single-frame-small_16x2_synthetic-rgb"} <= set(names)
+    assert {"r2plus1d-small_8x3_synthetic-rgb", "single-frame-small_4x6_synthetic-rgb"} <= set(names)
     registered = set(list_models())
     for name in names:
         cfg = load_config(name)

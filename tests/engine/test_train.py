@@ -73,7 +73,15 @@ def toy_config(**overrides: object):
     base = {
         "model": {"name": "tiny", "num_classes": 3},
         "optim": {"lr": 0.1, "weight_decay": 0.0, "warmup_epochs": 1.0},
-        "train": {"epochs": 3, "batch_size": 4, "num_workers": 0, "deterministic": True, "seed": 1},
+        # fp32: these tests compare runs number for number (auto would be bf16 on an AMX CPU)
+        "train": {
+            "epochs": 3,
+            "batch_size": 4,
+            "num_workers": 0,
+            "deterministic": True,
+            "seed": 1,
+            "precision": "fp32",
+        },
     }
     return load_config(base, overrides=[f"--{k}={v}" for k, v in overrides.items()])
 

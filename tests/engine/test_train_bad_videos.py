@@ -37,7 +37,7 @@ def test_training_skips_and_reports_unreadable_videos(
     args = [
         "train",
         "--config",
-        "r2plus1d-small_16x2_synthetic-rgb",
+        "r2plus1d-small_8x3_synthetic-rgb",
         "--out",
         str(tmp_path / "run"),
         f"--data.root={root}",

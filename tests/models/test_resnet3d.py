@@ -80,13 +80,13 @@ def test_r2plus1d_small_trains_on_its_default_clip() -> None:
     torch.manual_seed(0)
     model = create_model("r2plus1d_small", num_classes=5)
     assert count_params(model) < 1_000_000
-    x = torch.randn(2, 3, 16, 64, 64)
-    assert model.forward_features(x).shape == (2, 128, 2, 4, 4)  # no stem pool: 64 / 16
+    x = torch.randn(2, 3, 8, 48, 48)
+    assert model.forward_features(x).shape == (2, 128, 8, 3, 3)  # no stem pool: 48 / 16; time not strided
     loss = nn.functional.cross_entropy(model(x), torch.tensor([1, 3]))
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
-    macs = count_macs(model, torch.zeros(1, 3, 16, 64, 64))
-    assert 0.4e9 < macs < 0.5e9
+    macs = count_macs(model, torch.zeros(1, 3, 8, 48, 48))
+    assert 0.2e9 < macs < 0.25e9
 
 
 def test_overrides_and_reset_classifier() -> None:

@@ -16,6 +16,7 @@ from actionrec.errors import WeightsError
 from actionrec.layers.inflate import inflate, inflate_weight
 from actionrec.layers.same_pad import Conv3dSame
 from actionrec.models.i3d import I3D, I3DTwoStream
+from actionrec.models.registry import create_model
 from actionrec.weights import load_weights, read_card, save_weights
 
 # Our branch names -> DeepMind's (written out here independently of the converter).
@@ -284,3 +285,17 @@ def test_checksums_and_urls(tmp_path: Path) -> None:
         load_weights(Tiny(), path, sha256="0" * 64)
     with pytest.raises(WeightsError, match="refusing to download weights without a sha256"):
         load_weights(Tiny(), "https://example.com/weights.safetensors")
+
+
+def test_builder_arguments_travel_with_the_weights(tmp_path: Path) -> None:
+    from actionrec.engine.evaluate import model_from_weights
+
+    torch.manual_seed(0)
+    model = create_model("r2plus1d_small", num_classes=3, stem_pool=True, temporal_stride=2).eval()
+    path = save_weights(model, tmp_path / "m.safetensors", labels=["a", "b", "c"])
+    assert read_card(path)["builder_kwargs"] == {"stem_pool": True, "temporal_stride": 2}
+    again, labels = model_from_weights(None, path)  # a default-built model would load too, but differ
+    x = torch.randn(1, 3, 8, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(again.eval()(x), model(x))
+    assert again.forward_features(x).shape == model.forward_features(x).shape and labels == ["a", "b", "c"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -57,12 +55,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _machine() -> dict[str, Any]:
     import torch
 
+    from actionrec.engine.precision import cpu_info, cpu_label
+
+    info = cpu_info()
     return {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
+        "cpu": info["model"],
+        "cpu_label": cpu_label(),
+        "cores": info["cores"],
+        "cpu_capability": info["capability"],
+        "amx_bf16": info["amx_bf16"],
+        "avx512_bf16": info["avx512_bf16"],
+        "native_bf16": info["native_bf16"],
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
@@ -119,7 +124,7 @@ def _suite_train(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         data = generate_synthetic(Path(tmp) / "synthetic", videos_per_class=10, seed=0)
         cfg = load_config(
-            "r2plus1d-small_16x2_synthetic-rgb",
+            "r2plus1d-small_8x3_synthetic-rgb",
             overrides=[f"data.root={data}", "train.epochs=1", "train.eval_every=100"],
         )
         result = train(cfg, out_dir=Path(tmp) / "run")
@@ -160,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
         out["flow"] = bench_flow(_video_files(args.videos)[0])
     if "train" in suites:
         out["train"] = _suite_train(args)
+    label = out["machine"]["cpu_label"]
+    for name in [k for k in out if k != "machine"]:  # every result names the CPU it was measured on
+        out[name] = {"cpu": label, "results": out[name]}
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -172,6 +180,10 @@ def _print_tables(out: dict[str, Any]) -> None:
     from actionrec.bench.report import pivot_models, table
 
     print("machine: " + ", ".join(f"{k}={v}" for k, v in out["machine"].items()))
+    cpus = {v["cpu"] for k, v in out.items() if k != "machine" and isinstance(v, dict) and "cpu" in v}
+    out = {k: v["results"] if isinstance(v, dict) and "results" in v else v for k, v in out.items()}
+    if cpus:
+        print("measured on: " + "; ".join(sorted(cpus)))
     if "models" in out:
         rows = pivot_models(out["models"])
         modes = [m for m in MODES if any(m in r for r in rows)]

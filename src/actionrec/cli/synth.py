@@ -6,7 +6,7 @@ import argparse
 
 from actionrec.data.synth import SYNTH_CLASSES, SYNTH_PAIRS, generate_synthetic
 
-EXAMPLE = "example:\n  actionrec synth --out data/synthetic --videos-per-class 50 --size 64 --frames 32"
+EXAMPLE = "example:\n  actionrec synth --out data/synthetic --videos-per-class 50 --size 48 --frames 32"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--classes", default=None, help=f"comma-separated subset of: {','.join(SYNTH_CLASSES)} (default: all)"
     )
     p.add_argument("--videos-per-class", type=int, default=50)
-    p.add_argument("--size", type=int, default=64, help="frame width and height in pixels (even)")
+    p.add_argument("--size", type=int, default=48, help="frame width and height in pixels (even)")
     p.add_argument("--frames", type=int, default=32, help="frames of the longest clip")
     p.add_argument("--fps", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)

@@ -12,7 +12,7 @@ from typing import Any
 from actionrec.engine.fast import PRECISIONS
 
 EXAMPLE = """example:
-  actionrec test --config r2plus1d-small_16x2_synthetic-rgb --weights runs/r2p1d/model.safetensors \\
+  actionrec test --config r2plus1d-small_8x3_synthetic-rgb --weights runs/r2p1d/model.safetensors \\
       --out runs/r2p1d/test --clips 10 --crops 3 --data.root=data/synthetic
 """
 _OVERRIDE = re.compile(r"^--?[A-Za-z_]\w*\.[\w.]+=")

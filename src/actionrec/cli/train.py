@@ -12,7 +12,7 @@ from pathlib import Path
 from actionrec.engine.config import Config, load_config, packaged_recipes
 
 EXAMPLE = """examples:
-  actionrec train --config r2plus1d-small_16x4_synthetic-rgb --out runs/r2p1d
+  actionrec train --config r2plus1d-small_8x3_synthetic-rgb --out runs/r2p1d
   actionrec train --config my.yaml --out runs/x --optim.lr=0.05 --train.epochs=30
   actionrec train --out runs/x --resume            # continue a stopped run (its config.yaml)
   torchrun --nproc_per_node=4 -m actionrec train --config FILE --out DIR   # data parallel

@@ -56,7 +56,7 @@ FORMAT_VERSION = 1
 class SynthParams:
     """Rendering parameters shared by every clip of one benchmark."""
 
-    size: int = 64
+    size: int = 48
     num_frames: int = 32  # the longest clip; lengths vary in [(1 - length_jitter) * num_frames, num_frames]
     fps: int = 16
     length_jitter: float = 0.25
@@ -110,7 +110,7 @@ def _move(axis: str) -> Callable[[np.random.Generator, np.ndarray, int], Track]:
 
 def _rotate_cw(rng: np.random.Generator, w: np.ndarray, size: int) -> Track:
     t = _still(rng, w, size)
-    return Track(**{**asdict(t), "angle": t.angle - rng.uniform(200, 320) * w})
+    return Track(**{**asdict(t), "angle": t.angle - rng.uniform(150, 240) * w})
 
 
 def _zoom_in(rng: np.random.Generator, w: np.ndarray, size: int) -> Track:
@@ -293,7 +293,7 @@ def _render(rng: np.random.Generator, motion: str, params: SynthParams) -> Synth
     w = np.linspace(-0.5, 0.5, n)  # normalised time, centred on the middle frame
     track = _MOTIONS[motion](rng, w, size)
     background = _background(rng, size)
-    obj = _sprite(rng, rng.uniform(0.16, 0.24) * size, _colour_far_from(rng, background.mean((0, 1))), True)
+    obj = _sprite(rng, rng.uniform(0.21, 0.32) * size, _colour_far_from(rng, background.mean((0, 1))), True)
     n_distract = int(rng.integers(0, 3))
     distractors = [
         _sprite(rng, rng.uniform(0.03, 0.06) * size, rng.uniform(0, 255, 3), False) for _ in range(n_distract)
@@ -419,7 +419,7 @@ def generate_synthetic(
     *,
     classes: Sequence[str] | None = None,
     videos_per_class: int = 50,
-    size: int = 64,
+    size: int = 48,
     num_frames: int = 32,
     fps: int = 16,
     seed: int = 0,

@@ -14,7 +14,6 @@ checkpoint, never a torn one.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import tempfile
@@ -135,16 +134,3 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             model = model._orig_mod
         else:
             return model
-
-
-def export_weights(model: torch.nn.Module, path: str | Path, *, card: dict[str, Any]) -> Path:
-    """Write final weights as safetensors with a JSON card under the ``"actionrec"`` metadata key.
-
-    ``card`` holds at least ``model``, ``num_classes``, ``labels`` and ``preprocessing``; the file is
-    written atomically. Shared/aliased tensors are stored as separate contiguous copies.
-    """
-    from safetensors.torch import save
-
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in unwrap(model).state_dict().items()}
-    blob = save(tensors, metadata={"actionrec": json.dumps(card, sort_keys=True)})
-    return atomic_write(path, lambda f: f.write(blob))

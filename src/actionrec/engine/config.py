@@ -9,7 +9,7 @@ A recipe is a YAML mapping of sections (``model``, ``data``, ``sampling``, ``inp
 
 Example::
 
-    cfg = load_config("r2plus1d-small_16x4_synthetic-rgb", overrides=["--train.epochs=2"])
+    cfg = load_config("r2plus1d-small_8x3_synthetic-rgb", overrides=["--train.epochs=2"])
     save_config(cfg, "runs/x/config.yaml")
 """
 

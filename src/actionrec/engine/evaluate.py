@@ -400,11 +400,14 @@ def model_from_weights(
         from actionrec.weights import read_card
 
         card = read_card(path) or {}
+        if name in (None, card.get("model")):
+            builder_kwargs = {**(card.get("builder_kwargs") or {}), **builder_kwargs}
         name = name or card.get("model")
         num_classes = int(card.get("num_classes") or num_classes or 0) or None
         labels = card.get("labels") or None
     elif path.suffix == ".pt":
         state = load_checkpoint(path)
+        builder_kwargs = {**(state.get("builder_kwargs") or {}), **builder_kwargs}
         labels = [str(c) for c in state.get("classes") or []] or None
         num_classes = len(labels) if labels else num_classes
     else:

@@ -1,10 +1,8 @@
 """The fastest inference path the hardware runs well: autocast precision + channels-last memory layout.
 
-* CPU with bf16 matrix units (Intel AMX ``amx_bf16`` or AVX-512 ``avx512_bf16``): bfloat16 autocast
-  and ``channels_last_3d`` weights and inputs, so oneDNN picks its blocked bf16 convolution kernels.
-* CUDA: bfloat16 autocast where the GPU supports it (Ampere and later), float16 otherwise, with
-  ``channels_last_3d`` for cuDNN's NDHWC kernels.
-* Anything else: float32.
+Precision ``auto`` is :func:`actionrec.engine.precision.resolve_precision`, the same resolver the
+trainer uses: bf16 autocast on CPUs with native bf16 (AMX / AVX512-BF16) and on CUDA, fp32 elsewhere.
+Weights and inputs go to ``channels_last_3d`` so oneDNN and cuDNN pick their blocked / NDHWC kernels.
 
 The wrapped model runs in eval mode under ``torch.inference_mode``; its outputs are returned as
 float32 whatever precision computed them. Inputs may be a tensor, a tuple/list (SlowFast's
@@ -13,47 +11,24 @@ float32 whatever precision computed them. Inputs may be a tensor, a tuple/list (
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+from actionrec.engine.precision import PRECISIONS, Precision, cpu_has_fast_bf16, resolve_precision
+
+__all__ = [
+    "PRECISIONS",
+    "FastInference",
+    "Precision",
+    "cpu_has_fast_bf16",
+    "fast_inference",
+    "resolve_precision",
+]
+
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU computes bf16 matrix products in hardware (AMX-BF16 or AVX512-BF16)."""
-    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
-    if "AMX" in capability:
-        return True
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: no cheap way to tell, stay in fp32
-        return False
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []
-    )
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def resolve_precision(precision: str = "auto", device: str | torch.device = "cpu") -> str:
-    """``"fp32"``, ``"bf16"`` or ``"fp16"``: ``"auto"`` becomes what ``device`` runs fastest and well."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    kind = torch.device(device).type
-    if kind == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if kind == "cpu":
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
-    return "fp32"
 
 
 def map_tensors(x: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:

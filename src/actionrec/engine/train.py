@@ -49,8 +49,10 @@ from actionrec.engine.config import (
 from actionrec.engine.fast import model_to_channels_last
 from actionrec.engine.logging import MetricsLogger, Throughput, plot_curves, progress
 from actionrec.engine.optim import build_optimizer, build_scheduler
+from actionrec.engine.precision import autocast_dtype, cpu_label
 from actionrec.errors import ActionrecError, ConfigError
 from actionrec.layers.cpu_bf16 import guard_cpu_bf16_conv3d
+from actionrec.weights import save_weights
 
 
 @dataclass
@@ -104,14 +106,10 @@ def seed_everything(seed: int) -> None:
 
 
 def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
-    p = cfg.train.precision
-    if p == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if p == "fp16" and device.type != "cuda":
+    """The autocast dtype of ``train.precision`` on ``device`` (see :mod:`actionrec.engine.precision`)."""
+    if cfg.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError("train.precision: fp16 needs CUDA; use bf16 on CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
+    return autocast_dtype(cfg.train.precision, device)
 
 
 def _compute_threads(cfg: Config, device: torch.device) -> int:
@@ -359,6 +357,7 @@ class _Trainer:
             "world_size": self.info.world_size,
             "classes": self.classes,
             "config": config_to_dict(self.cfg),
+            "builder_kwargs": dict(getattr(ckpt.unwrap(self.model), "builder_kwargs", {})),
         }
 
     def _save(self, p: _Progress, *names: str) -> None:
@@ -513,8 +512,11 @@ class _Trainer:
         main = self.info.is_main
         weights = None
         if main and not interrupted:
-            weights = ckpt.export_weights(
-                self.model, self.out / "model.safetensors", card=self._weights_card()
+            weights = save_weights(
+                ckpt.unwrap(self.model),
+                self.out / "model.safetensors",
+                labels=self.classes,
+                extra=self._card_extra(),
             )
             plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")
         D.barrier()
@@ -534,15 +536,17 @@ class _Trainer:
             history=history,
         )
 
-    def _weights_card(self) -> dict[str, Any]:
+    def _card_extra(self) -> dict[str, Any]:
+        """What the weights card adds to :func:`save_weights`'s: the preprocessing used, the config."""
         name = getattr(ckpt.unwrap(self.model), "model_name", self.cfg.model.name)
-        return {
+        extra: dict[str, Any] = {
             "model": name,
             "num_classes": self.num_classes,
-            "labels": self.classes,
-            "preprocessing": preprocessing_card(self.cfg, self.card) if self.card is not None else {},
             "config": config_to_dict(self.cfg),
         }
+        if self.card is not None:
+            extra["preprocessing"] = preprocessing_card(self.cfg, self.card)
+        return extra
 
     def run(self, resume: bool) -> TrainResult:
         threads = torch.get_num_threads()
@@ -560,6 +564,9 @@ class _Trainer:
             )
         if self.info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+            where = cpu_label() if self.info.device.type == "cpu" else str(self.info.device)
+            print(f"training on {where}: {precision}, {torch.get_num_threads()} threads", file=sys.stderr)
             ckpt.remove_stale_temp_files(self.out)
             save_config(self.cfg, self.out / "config.yaml")
         if resume and not (self.out / "last.pt").exists():

@@ -119,7 +119,9 @@ def create_model(
     """Build a registered model; optionally load weights from a local file (or a URL with sha256).
 
     The weights layout (our safetensors, a torch state dict, DeepMind's I3D pickle, ...) is detected
-    from the file; see :mod:`actionrec.weights`. The card is attached as ``model.card``.
+    from the file; see :mod:`actionrec.weights`. The card is attached as ``model.card`` and the
+    architecture ``overrides`` as ``model.builder_kwargs`` (saved with the weights, so a network built
+    with ``stem_pool=True`` is rebuilt with it).
     """
     card = get_card(name)
     try:
@@ -130,6 +132,8 @@ def create_model(
         raise ConfigError(f"model {name!r}: {str(e).split(': ', 1)[-1]}") from None
     model.card = card  # type: ignore[assignment]
     model.model_name = name  # type: ignore[assignment]
+    # the architecture arguments, so that saved weights rebuild the same network (dropout is training-only)
+    model.builder_kwargs = {k: v for k, v in overrides.items() if k != "dropout"}  # type: ignore[assignment]
     if weights is not None:
         from actionrec.weights import load_weights
 

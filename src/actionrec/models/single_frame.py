@@ -172,15 +172,18 @@ def single_frame_r50(
         paper=_PAPER,
         arxiv="",
         section="§3.1 (single-frame model) at CPU scale",
-        num_frames=16,
-        crop_size=64,
-        short_side=72,
+        num_frames=8,
+        crop_size=48,
+        short_side=48,
         normalization="kinetics",
         notes="The frame-model baseline of the synthetic demo: r2plus1d_small with temporal kernel 1 "
         "everywhere and no temporal striding (each (2+1)D conv becomes a 1x3x3 conv then a 1x1x1 conv).",
     )
 )
-def single_frame_small(*, num_classes: int = 400, dropout: float = 0.0, in_channels: int = 3) -> FrameNet:
+def single_frame_small(
+    *, num_classes: int = 400, dropout: float = 0.0, in_channels: int = 3, stem_pool: bool = False
+) -> FrameNet:
     """The per-frame twin of ``r2plus1d_small``: same widths and depth, no temporal kernels."""
-    trunk = VideoResNet(small_config(temporal_kernel=1, in_channels=in_channels), num_classes=0)
+    cfg = small_config(temporal_kernel=1, in_channels=in_channels, stem_pool=stem_pool)
+    trunk = VideoResNet(cfg, num_classes=0)
     return FrameNet(trunk, num_classes=num_classes, dropout=dropout)

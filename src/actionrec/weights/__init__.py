@@ -160,11 +160,25 @@ def save_weights(
         "num_classes": num_classes,
         "labels": list(labels) if labels is not None else None,
         "preprocessing": _preprocessing(model),
+        **({"builder_kwargs": _jsonable(kw)} if (kw := getattr(model, "builder_kwargs", {})) else {}),
         **(extra or {}),
     }
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     blob = save(tensors, metadata={CARD_KEY: json.dumps(card, sort_keys=True)})
     return _atomic_write_bytes(Path(path), blob)
+
+
+def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Builder arguments as JSON values (tuples become lists); anything else is refused by name."""
+    out = {}
+    for k, v in kwargs.items():
+        v = list(v) if isinstance(v, tuple) else v
+        try:
+            json.dumps(v)
+        except TypeError:
+            raise WeightsError(f"builder argument {k}={v!r} cannot be saved in the weights card") from None
+        out[k] = v
+    return out
 
 
 def _atomic_write_bytes(path: Path, blob: bytes) -> Path:
