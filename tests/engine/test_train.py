@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from actionrec.engine.config import load_config
 from actionrec.engine.optim import LrFactor, build_optimizer, param_groups
-from actionrec.engine.train import split_output, train
+from actionrec.engine.train import train
 
 
 class ToyClips(Dataset):
@@ -180,18 +180,6 @@ def test_fp16_on_cpu_is_a_config_error(tmp_path: Path) -> None:
             model=TinyNet(),
             train_set=ToyClips(4),
         )
-
-
-def test_split_output_accepts_tensor_dict_and_object() -> None:
-    logits = torch.zeros(2, 3)
-    assert split_output(logits)[0] is logits
-    assert split_output({"logits": logits, "losses": {"a": torch.ones(())}})[1]["a"] == 1
-
-    class Out:
-        def __init__(self) -> None:
-            self.logits, self.losses = logits, {"b": torch.zeros(())}
-
-    assert set(split_output(Out())[1]) == {"b"}
 
 
 def test_no_weight_decay_on_bias_and_norm() -> None:

@@ -1,7 +1,7 @@
 """Training configuration: dataclass sections, YAML recipes and ``--key=value`` overrides.
 
 A recipe is a YAML mapping of sections (``model``, ``data``, ``sampling``, ``input``, ``optim``,
-``train``); every key is optional and defaults to the dataclass field below. ``None`` in the
+``train``, ``task``); every key is optional and defaults to the dataclass field below. ``None`` in the
 ``sampling`` and ``input`` sections means "take it from the model card". Overrides use dotted keys,
 ``--optim.lr=0.1``, and their values are parsed by ``yaml.safe_load`` (``--train.compile=true``,
 ``--optim.milestones=[30,40]``). Unknown keys, wrong types and impossible values raise a
@@ -127,6 +127,17 @@ class TrainSection:
 
 
 @dataclass
+class TaskSection:
+    """What is optimised (see :mod:`actionrec.engine.tasks`): ``name`` classify / multitask / pretrain,
+    ``loss_weights`` term -> weight (``cls`` is the cross-entropy), ``best_metric`` the record key that
+    picks ``best.pt`` (default ``val_top1``; ``val_loss`` when pretraining)."""
+
+    name: Literal["classify", "multitask", "pretrain"] = "classify"
+    loss_weights: dict[str, float] = field(default_factory=dict)
+    best_metric: str | None = None
+
+
+@dataclass
 class Config:
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
@@ -134,6 +145,7 @@ class Config:
     input: InputSection = field(default_factory=InputSection)
     optim: OptimSection = field(default_factory=OptimSection)
     train: TrainSection = field(default_factory=TrainSection)
+    task: TaskSection = field(default_factory=TaskSection)
 
 
 # key -> (predicate, message) checked after types; keys are "section.field".
@@ -172,6 +184,10 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.threads": (lambda v: v is None or v >= 1, "must be >= 1"),
     "train.seed": (lambda v: v >= 0, "must be >= 0"),
     "train.max_steps_per_epoch": (lambda v: v is None or v >= 1, "must be >= 1"),
+    "task.loss_weights": (
+        lambda v: all(isinstance(w, (int, float)) and w >= 0 for w in v.values()),
+        "must map term names to weights >= 0",
+    ),
 }
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "cpu_has_fast_bf16",
     "fast_inference",
     "resolve_precision",
+    "to_device",
 ]
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -51,6 +52,16 @@ def to_channels_last(t: torch.Tensor) -> torch.Tensor:
     if t.ndim == 4:
         return t.contiguous(memory_format=torch.channels_last)
     return t
+
+
+def to_device(x: Any, device: torch.device | str, channels_last: bool = False) -> Any:
+    """Move every tensor of a tensor tree to ``device``; 5-D clips optionally to ``channels_last_3d``."""
+
+    def move(t: torch.Tensor) -> torch.Tensor:
+        t = t.to(device, non_blocking=True)
+        return t.contiguous(memory_format=torch.channels_last_3d) if channels_last and t.ndim == 5 else t
+
+    return map_tensors(x, move)
 
 
 def model_to_channels_last(model: nn.Module) -> nn.Module:

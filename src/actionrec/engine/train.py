@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -46,10 +45,11 @@ from actionrec.engine.config import (
     preprocessing_card,
     save_config,
 )
-from actionrec.engine.fast import model_to_channels_last
+from actionrec.engine.fast import model_to_channels_last, to_device
 from actionrec.engine.logging import MetricsLogger, Throughput, plot_curves, progress
 from actionrec.engine.optim import build_optimizer, build_scheduler
 from actionrec.engine.precision import autocast_dtype, cpu_label
+from actionrec.engine.tasks import EpochMeter, Task, batch_size, higher_is_better, validate
 from actionrec.errors import ActionrecError, ConfigError
 from actionrec.layers.cpu_bf16 import guard_cpu_bf16_conv3d
 from actionrec.weights import save_weights
@@ -122,70 +122,12 @@ def _compute_threads(cfg: Config, device: torch.device) -> int:
     return max(1, cores - cfg.train.num_workers)
 
 
-def to_device(x: Any, device: torch.device, channels_last: bool = False) -> Any:
-    """Move a tensor / tuple / list / dict of tensors; 5-D clips optionally to channels_last_3d."""
-    if isinstance(x, torch.Tensor):
-        x = x.to(device, non_blocking=True)
-        if channels_last and x.ndim == 5:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        return x
-    if isinstance(x, (tuple, list)):
-        return type(x)(to_device(v, device, channels_last) for v in x)
-    if isinstance(x, dict):
-        return {k: to_device(v, device, channels_last) for k, v in x.items()}
-    return x
-
-
-def split_output(out: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(logits, auxiliary losses) from a tensor, a dict or an object with ``logits``/``losses``."""
-    if isinstance(out, torch.Tensor):
-        return out, {}
-    if isinstance(out, dict):
-        return out["logits"], dict(out.get("losses") or {})
-    return out.logits, dict(getattr(out, "losses", None) or {})
-
-
-def _batch_size(x: Any) -> int:
-    if isinstance(x, torch.Tensor):
-        return x.shape[0]
-    first = next(iter(x.values())) if isinstance(x, dict) else x[0]
-    return _batch_size(first)
-
-
-@torch.no_grad()
-def validate(
-    model: nn.Module,
-    loader: DataLoader,
-    *,
-    device: torch.device,
-    dtype: torch.dtype | None = None,
-    channels_last: bool = False,
-    show: bool = False,
-) -> dict[str, float]:
-    """Clip-level loss and top-1 (%) of one view per video, summed over all ranks.
-
-    Samples with several views, (B, V, C, T, H, W), are scored by averaging the views' logits.
-    """
-    model.eval()
-    total_loss, correct, count = 0.0, 0.0, 0.0
-    for batch in progress(loader, total=len(loader), desc="val", enabled=show):
-        x, y = to_device(batch["video"], device, channels_last), batch["label"].to(device)
-        views = 1
-        if isinstance(x, torch.Tensor) and x.ndim == 6:
-            views = x.shape[1]
-            x = x.flatten(0, 1)  # (B, V, C, T, H, W) -> (B*V, C, T, H, W)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits, _ = split_output(model(x))
-        logits = logits.float().view(y.shape[0], views, -1).mean(1)  # (B*V, K) -> (B, K)
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits.argmax(1) == y).sum().item()
-        count += y.shape[0]
-    total_loss, correct, count = D.all_reduce_sum([total_loss, correct, count], device)
-    return {
-        "val_loss": total_loss / max(1.0, count),
-        "val_top1": 100.0 * correct / max(1.0, count),
-        "val_clips": count,
-    }
+def _sums_from(saved: Any) -> dict[str, float]:
+    """Epoch sums from a checkpoint: a mapping, or the [loss, correct, clips] list of older ones."""
+    if isinstance(saved, dict):
+        return {str(k): float(v) for k, v in saved.items()}
+    loss, correct, count = saved
+    return {"loss": loss, "correct": correct, "count": count} if count else {}
 
 
 def _make_loader(dataset: Dataset, *, batch: int, info: D.DistInfo, cfg: Config, train: bool) -> DataLoader:
@@ -216,8 +158,9 @@ class _Progress:
     epoch: int = 0  # completed epochs
     batch_in_epoch: int = 0  # batches of the current epoch already trained on
     global_step: int = 0  # optimiser steps
-    best_top1: float | None = None
-    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # epoch's loss sum, correct, clips
+    best_top1: float | None = None  # the best val_top1 seen
+    best_value: float | None = None  # the best value of task.best_metric, which picks best.pt
+    sums: dict[str, float] = field(default_factory=dict)  # the epoch's sums so far (EpochMeter)
     rng: list[dict[str, Any]] | None = None  # per rank, for a mid-epoch resume
 
 
@@ -264,6 +207,7 @@ class _Trainer:
         except ValueError as e:
             raise ConfigError(f"train.batch_size: {e}") from None
         self.dtype = _precision(cfg, info.device)
+        self.task = Task(cfg.task, label_smoothing=cfg.optim.label_smoothing)
         self._set_determinism()
         seed_everything(D.mix_seed(cfg.train.seed, info.rank))
         self.card = getattr(model, "card", None) if model is not None else self._card()
@@ -352,7 +296,8 @@ class _Trainer:
             "batch_in_epoch": p.batch_in_epoch,
             "global_step": p.global_step,
             "best_top1": p.best_top1,
-            "sums": list(p.sums),
+            "best_value": p.best_value,
+            "sums": dict(p.sums),
             "rng": D.gather_objects(ckpt.rng_state()),
             "world_size": self.info.world_size,
             "classes": self.classes,
@@ -381,23 +326,25 @@ class _Trainer:
             batch_in_epoch=s["batch_in_epoch"] if same_world else 0,
             global_step=s["global_step"],
             best_top1=s["best_top1"],
-            sums=list(s["sums"]),
+            best_value=s.get("best_value", s["best_top1"]),
+            sums=_sums_from(s["sums"]),
             rng=s["rng"] if same_world else None,
         )
 
     # -------------------------------------------------------------- one epoch
 
-    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor], float, int]:
+        """The weighted loss, its terms, the correct predictions and the batch size."""
         x = to_device(batch["video"], self.info.device, self.cfg.train.channels_last)
-        y = batch["label"].to(self.info.device, non_blocking=True)
+        y = batch.get("label")
+        y = y.to(self.info.device, non_blocking=True) if y is not None and not self.task.pretrain else None
         with torch.autocast(
             self.info.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
         ):
-            logits, aux = split_output(self.model(x))
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.optim.label_smoothing)
-        for extra in aux.values():
-            loss = loss + extra.float()
-        return loss, logits.detach(), y
+            out = self.model(x)
+        terms, logits = self.task.terms(out, y)
+        correct = (logits.detach().argmax(1) == y).sum().item() if logits is not None and y is not None else 0
+        return self.task.total(terms), terms, float(correct), batch_size(x)
 
     def _optimizer_step(self) -> None:
         if self.cfg.optim.grad_clip:
@@ -441,14 +388,11 @@ class _Trainer:
             last = b + 1 == group_start + group_size
             sync = contextlib.nullcontext() if last or not self.info.enabled else self.model.no_sync()
             with sync:
-                loss, logits, y = self._loss(batch)
+                loss, terms, correct, n = self._loss(batch)
                 self.scaler.scale(loss / group_size).backward()
-            n = y.shape[0]
-            p.sums = [
-                p.sums[0] + loss.item() * n,
-                p.sums[1] + (logits.argmax(1) == y).sum().item(),
-                p.sums[2] + n,
-            ]
+            meter = EpochMeter(p.sums)
+            meter.add(loss.item(), {k: v.item() for k, v in terms.items()}, correct=correct, count=n)
+            p.sums = meter.sums
             rate = speed.update(n * self.info.world_size)
             if not last:
                 continue
@@ -471,32 +415,32 @@ class _Trainer:
     # -------------------------------------------------------------- the run
 
     def _end_epoch(self, epoch: int, p: _Progress, logger: MetricsLogger, started: float) -> dict[str, Any]:
-        loss_sum, correct, count = D.all_reduce_sum(p.sums, self.info.device)
+        sums = EpochMeter(p.sums).reduced(self.info.device)
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "global_step": p.global_step,
-            "train_loss": loss_sum / max(1.0, count),
-            "train_top1": 100.0 * correct / max(1.0, count),
+            **EpochMeter.record("train", sums, accuracy=not self.task.pretrain),
             "lr": self.scheduler.get_last_lr()[0],
             "time_s": round(time.time() - started, 3),
         }
-        record["train_clips_per_s"] = count / max(record["time_s"], 1e-9)
+        record["train_clips_per_s"] = sums.get("count", 0.0) / max(record["time_s"], 1e-9)
         every = self.cfg.train.eval_every
         if self.val_loader is not None and ((epoch + 1) % every == 0 or epoch + 1 == self.cfg.train.epochs):
             record.update(
                 validate(
                     self.model,
                     self.val_loader,
+                    task=self.task,
                     device=self.info.device,
                     dtype=self.dtype,
                     channels_last=self.cfg.train.channels_last,
                     show=self.info.is_main,
                 )
             )
-        p.epoch, p.batch_in_epoch, p.sums = epoch + 1, 0, [0.0, 0.0, 0.0]
-        improved = "val_top1" in record and (p.best_top1 is None or record["val_top1"] > p.best_top1)
-        if improved:
+        p.epoch, p.batch_in_epoch, p.sums = epoch + 1, 0, {}
+        if "val_top1" in record and (p.best_top1 is None or record["val_top1"] > p.best_top1):
             p.best_top1 = record["val_top1"]
+        improved = self._improves(record, p)
         logger.log(record, step=p.global_step)
         self._save(p, "last.pt", *(("best.pt",) if improved else ()))
         if self.info.is_main:
@@ -507,6 +451,17 @@ class _Trainer:
                 if report:
                     print(report, file=sys.stderr)
         return record
+
+    def _improves(self, record: dict[str, Any], p: _Progress) -> bool:
+        """Whether ``record`` beats the best value of ``task.best_metric`` so far (then it is kept)."""
+        value = record.get(self.task.best_metric)
+        if value is None:
+            return False
+        better = higher_is_better(self.task.best_metric)
+        if p.best_value is None or (value > p.best_value if better else value < p.best_value):
+            p.best_value = value
+            return True
+        return False
 
     def _finish(self, p: _Progress, history: list[dict[str, Any]], interrupted: bool) -> TrainResult:
         main = self.info.is_main
