@@ -1,8 +1,7 @@
-"""``actionrec features``: per-clip and per-video outputs, resuming, bad videos, any model."""
+"""``actionrec features``: per-clip and per-video outputs, resuming, bad videos, any model, end to end."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import av
@@ -10,8 +9,7 @@ import numpy as np
 import pytest
 
 from actionrec.cli import main
-from actionrec.cli.features import atomic_save, clip_indices, expand_inputs
-from actionrec.models.registry import get_card
+from actionrec.engine.features import expand_inputs
 
 SMALL = ["--crop-size", "16", "--short-side", "18", "--device", "cpu"]  # cheap, any model runs at 16x16
 
@@ -39,17 +37,6 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "short": _write_mp4(root / "short.mp4", 12),
         "bad": bad,
     }
-
-
-def test_clip_indices_slide_without_overlap_and_loop_short_videos() -> None:
-    card = get_card("c3d")
-    clips = clip_indices(40, 25.0, card=card, clip_len=16, stride=16, frame_interval=1)
-    np.testing.assert_array_equal(clips, np.stack([np.arange(16), np.arange(16, 32)]))
-    short = clip_indices(12, 25.0, card=card, clip_len=16, stride=16, frame_interval=1)
-    assert short.shape == (1, 16) and short.max() == 11  # looped, never past the end
-    strided = clip_indices(40, 25.0, card=card, clip_len=4, stride=8, frame_interval=3)
-    np.testing.assert_array_equal(strided[:, 0], [0, 8, 16, 24])
-    np.testing.assert_array_equal(strided[0], [0, 3, 6, 9])
 
 
 def test_c3d_fc6_per_clip_and_average(
@@ -165,10 +152,3 @@ def test_unknown_layer_is_a_clean_error(
     )
     assert code == 2
     assert "fc6" in capsys.readouterr().err
-
-
-def test_atomic_save_never_leaves_a_partial_file(tmp_path: Path) -> None:
-    target = tmp_path / "x.npy"
-    atomic_save(target, np.arange(5, dtype=np.float32))
-    np.testing.assert_array_equal(np.load(target), np.arange(5))
-    assert os.listdir(tmp_path) == ["x.npy"]

@@ -1,4 +1,4 @@
-"""``actionrec flow``: folder walking, resumable extraction, bad videos reported with exit code 2."""
+"""``actionrec flow``: resumable extraction end to end, bad videos reported with exit code 2."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from actionrec.cli import main
-from actionrec.cli.flow import collect_jobs
 from actionrec.data.flow import is_complete
-from actionrec.errors import ActionrecError
 
 
 def write_video(path: Path, num_frames: int) -> Path:
@@ -25,27 +23,6 @@ def write_video(path: Path, num_frames: int) -> Path:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
     return path
-
-
-def test_collect_jobs_maps_folders_and_files(tmp_path: Path) -> None:
-    root = tmp_path / "videos"
-    (root / "jump").mkdir(parents=True)
-    (root / "jump" / "a.mp4").write_bytes(b"")
-    (root / "jump" / "notes.txt").write_bytes(b"")
-    (root / "b.AVI").write_bytes(b"")
-    single = tmp_path / "c.mkv"
-    single.write_bytes(b"")
-    out = tmp_path / "out"
-    jobs, problems = collect_jobs([root, single, tmp_path / "missing"], out)
-    assert jobs == [
-        (root / "b.AVI", out / "b"),
-        (root / "jump" / "a.mp4", out / "jump" / "a"),
-        (single, out / "c"),
-    ]
-    assert problems == [f"{tmp_path / 'missing'}: no such file or folder"]
-    (tmp_path / "b.mp4").write_bytes(b"")
-    with pytest.raises(ActionrecError, match="would both write to"):
-        collect_jobs([root, tmp_path / "b.mp4"], out)
 
 
 def test_help_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -22,6 +26,7 @@ from actionrec.data.decode import (
     list_backends,
     open_video,
 )
+from actionrec.data.decode import opencv as opencv_backend
 from actionrec.errors import ConfigError, VideoDecodeError
 
 GOOD = [
@@ -184,6 +189,46 @@ def test_pyav_and_opencv_agree(videos_dir: Path, name: str) -> None:
         picks = [0, len(full) // 2, len(full) - 1]
         diff = np.abs(cv_video.get_frames(picks).astype(np.int16) - full[picks]).mean(axis=(1, 2, 3))
         assert diff.max() < 3, f"{name}: mean abs diff per frame {diff}"
+
+
+class _CountingCapture:
+    """A thin wrapper round ``cv2.VideoCapture`` that counts the calls that decode a frame."""
+
+    def __init__(self, made: list[_CountingCapture], *args: Any) -> None:
+        self._cap, self.decodes = _REAL_CAPTURE(*args), 0
+        made.append(self)
+
+    def grab(self) -> bool:
+        self.decodes += 1
+        return self._cap.grab()
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        self.decodes += 1
+        return self._cap.read()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cap, name)
+
+
+_REAL_CAPTURE = cv2.VideoCapture
+
+
+def test_opencv_open_decodes_no_frame(videos_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(videos_dir / "arm_wrestling.mp4")
+    cap = _REAL_CAPTURE(path)  # the oracle: OpenCV read sequentially from the start
+    expected = np.stack([cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB) for _ in range(6)])
+    cap.release()
+    made: list[_CountingCapture] = []
+    monkeypatch.setattr(opencv_backend.cv2, "VideoCapture", functools.partial(_CountingCapture, made))
+    video = open_video(path, "opencv")
+    m = video.metadata
+    assert (m.num_frames, m.width, m.height, m.fps, m.rotation) == (280, 340, 256, pytest.approx(28.0), 0)
+    assert sum(c.decodes for c in made) == 0  # opening decoded no frame
+    np.testing.assert_array_equal(video.get_frames([5, 2]), expected[[5, 2]])
+    assert sum(c.decodes for c in made) == 6 and len(made) == 1  # grab 0, 1, read 2, grab 3, 4, read 5
+    np.testing.assert_array_equal(video.get_frames([1]), expected[[1]])  # going back reopens the file
+    assert sum(c.decodes for c in made) == 8 and len(made) == 2
+    video.close()
 
 
 def test_rotation_metadata_is_applied(videos_dir: Path) -> None:
@@ -396,3 +441,22 @@ def test_container_lying_about_its_frame_count(tmp_path: Path, backend: str) -> 
     # Far more promised than present looks exactly like a file cut short: one clear error.
     with pytest.raises(VideoDecodeError, match="40 frames present, the container promises ~80"):
         open_video(_avi_claiming(tmp_path, 40, 80), backend)
+
+
+# ------------------------------------------------------------------------------------ package layout
+
+_DECODE_MODULES = ["base", "pyav", "opencv", "torchcodec", "frames"]
+
+
+@pytest.mark.parametrize("module", _DECODE_MODULES)
+def test_decode_modules_import_first_without_a_cycle(module: str) -> None:
+    """Each module of the package imports on its own in a fresh interpreter, and none of them imports
+    the package's ``__init__`` (which imports them): no import cycle whichever is imported first."""
+    name = f"actionrec.data.decode.{module}"
+    proc = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    tree = ast.parse(Path(opencv_backend.__file__).with_name(f"{module}.py").read_text())
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    relative = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level > 0]
+    assert "actionrec.data.decode" not in imported and not relative

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+import actionrec.io
 from actionrec.engine import checkpoint as ckpt
 from actionrec.errors import ActionrecError
 
@@ -64,7 +65,7 @@ def run_toy(
             if saves["n"] == kill_on_save:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        ckpt.before_replace = before_replace
+        actionrec.io.before_replace = before_replace
     cfg = toys.toy_config(**{"train.num_workers": workers, "train.eval_every": 0})
     return train(cfg, out_dir=out, resume=resume, model=model, train_set=toys.ToyClips(12))
 

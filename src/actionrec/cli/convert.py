@@ -1,4 +1,8 @@
-"""``actionrec convert``: turn a public checkpoint into our safetensors file with a JSON card."""
+"""``actionrec convert``: turn a public checkpoint into our safetensors file with a JSON card.
+
+Which model a checkpoint is for, and its class count, are told by :mod:`actionrec.weights.sniff`; this
+module parses the arguments, reads the labels file and prints a summary.
+"""
 
 from __future__ import annotations
 
@@ -34,37 +38,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _infer_model(src: Path) -> str:
-    from actionrec.weights.convert import detect_layout, strip_wrapper_prefixes, to_tensor_dict
-    from actionrec.weights.files import read_raw
-
-    raw, card = read_raw(src)
-    if card and card.get("model"):
-        return str(card["model"])
-    sd = strip_wrapper_prefixes(to_tensor_dict(raw, name=str(src)))
-    layout = detect_layout(sd)
-    if layout == "state-dict":
-        raise ActionrecError(f"{src}: cannot tell which model this checkpoint is for; pass --model NAME")
-    stems = [v for k, v in sd.items() if "Conv3d_1a_7x7" in k and v.ndim == 5]
-    flow = bool(stems) and 2 in (stems[0].shape[1], stems[0].shape[3])  # torch (O,I,..) or TF (..,I,O)
-    return "i3d_inception_v1_flow" if flow else "i3d_inception_v1"
-
-
-def _build(name: str, src: Path) -> Any:
-    """The model with the checkpoint's class count, loaded strictly."""
-    from actionrec.models.registry import create_model
-    from actionrec.weights import load_weights, read_state_dict
-    from actionrec.weights.convert import match_state_dict
-
-    model = create_model(name)
-    sd, _, _ = read_state_dict(model, src)
-    classes = match_state_dict(model, sd).classes
-    if classes is not None:
-        model = create_model(name, num_classes=classes[0])
-    result = load_weights(model, src, strict=True)
-    return model, result
-
-
 def _labels(path: Path | None, card: dict[str, Any] | None) -> list[str] | None:
     if path is None:
         return (card or {}).get("labels")
@@ -76,11 +49,12 @@ def _labels(path: Path | None, card: dict[str, Any] | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     from actionrec.models.complexity import count_params
     from actionrec.weights import save_weights
+    from actionrec.weights.sniff import infer_model_name, model_for_checkpoint
 
     if args.src.resolve() == args.dst.resolve():
         raise ActionrecError(f"{args.dst}: destination is the source file")
-    name = args.model or _infer_model(args.src)
-    model, result = _build(name, args.src)
+    name = args.model or infer_model_name(args.src)
+    model, result = model_for_checkpoint(name, args.src)
     labels = _labels(args.labels, result.card)
     if labels is not None and len(labels) != model.num_classes:
         raise WeightsError(

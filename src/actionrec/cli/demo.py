@@ -22,7 +22,7 @@ MODELS = ("r2plus1d_small", "single_frame_small")
 QUICK_VIDEOS_PER_CLASS = 4
 FULL_VIDEOS_PER_CLASS = 100
 EXAMPLE = """example:
-  actionrec demo --out runs/demo          # about 5 minutes on 2 AMX cores (fp32 AVX2 CPUs: slower)
+  actionrec demo --out runs/demo          # about 6 minutes on 2 AMX cores (fp32 AVX2 CPUs: slower)
   actionrec demo --out /tmp/demo --quick  # a smoke run in well under a minute
 """
 

@@ -6,18 +6,14 @@ states, the position in training (``epoch``, ``batch_in_epoch``, ``global_step``
 number generator the loop touches (torch CPU/CUDA, numpy's global generator, Python's ``random``)
 and the resolved config as a dict.
 
-Files are written to a temporary file in the destination folder, flushed, ``fsync``-ed and moved
-over the old file with ``os.replace``, so a crash at any moment leaves either the old or the new
-checkpoint, never a torn one.
+Files are written with :func:`actionrec.io.atomic_write` (temp file in the destination folder, fsync,
+``os.replace``), so a crash at any moment leaves either the old or the new checkpoint, never a torn
+one. ``atomic_write`` and ``remove_stale_temp_files`` are re-exported here for existing importers.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,47 +21,17 @@ import numpy as np
 import torch
 
 from actionrec.errors import ActionrecError
+from actionrec.io import atomic_write, remove_stale_temp_files
 
-# Test hook: called with the temporary file's path after it is written and before it replaces the target.
-before_replace: Callable[[Path], None] | None = None
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/filesystem lets a folder be opened
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
-    """Call ``write(binary_file)`` on a temp file next to ``path``, fsync it and move it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        if before_replace is not None:
-            before_replace(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def remove_stale_temp_files(folder: str | Path) -> list[Path]:
-    """Delete temp files left by a process killed in the middle of :func:`atomic_write`."""
-    stale = list(Path(folder).glob(".*.tmp"))
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
+__all__ = [
+    "atomic_write",
+    "load_checkpoint",
+    "remove_stale_temp_files",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
+    "unwrap",
+]
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

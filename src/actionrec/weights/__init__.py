@@ -11,8 +11,6 @@ architecture, a classifier of another size, a pickle that names anything but num
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch
 from torch import nn
 
 from actionrec.errors import WeightsError
+from actionrec.io import atomic_write
 from actionrec.weights.convert import (
     detect_layout,
     few,
@@ -165,7 +164,7 @@ def save_weights(
     }
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     blob = save(tensors, metadata={CARD_KEY: json.dumps(card, sort_keys=True)})
-    return _atomic_write_bytes(Path(path), blob)
+    return atomic_write(path, lambda f: f.write(blob))
 
 
 def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -179,18 +178,3 @@ def _jsonable(kwargs: dict[str, Any]) -> dict[str, Any]:
             raise WeightsError(f"builder argument {k}={v!r} cannot be saved in the weights card") from None
         out[k] = v
     return out
-
-
-def _atomic_write_bytes(path: Path, blob: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path

@@ -11,18 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import struct
-import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
 from actionrec.errors import WeightsError
+from actionrec.io import atomic_write
 from actionrec.weights.safe_pickle import load_numpy_pickle
 
 CARD_KEY = "actionrec"
@@ -59,19 +58,22 @@ def download(url: str, *, sha256: str | None) -> Path:
     target = cache_dir() / f"{sha256[:16]}-{Path(url.split('?')[0]).name or 'weights'}"
     if target.is_file() and sha256_of(target).lower() == sha256.lower():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".download.", suffix=".tmp")
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
-            shutil.copyfileobj(response, f)
-        verify_sha256(tmp, sha256)
-        os.replace(tmp, target)
+        atomic_write(target, lambda f: _fetch_verified(url, sha256, f))
     except OSError as e:
         raise WeightsError(f"{url}: download failed ({e})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
+
+
+def _fetch_verified(url: str, sha256: str, f: BinaryIO) -> None:
+    """Stream ``url`` into ``f``, hashing on the way; a checksum mismatch raises before the file is kept."""
+    h = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=60) as response:
+        for block in iter(lambda: response.read(1 << 20), b""):
+            h.update(block)
+            f.write(block)
+    if h.hexdigest().lower() != sha256.lower():
+        raise WeightsError(f"{url}: sha256 {h.hexdigest()} does not match the expected {sha256}")
 
 
 def _is_safetensors(head: bytes) -> bool:

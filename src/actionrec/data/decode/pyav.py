@@ -1,159 +1,40 @@
-"""Video decoding: one small reader interface over PyAV (default), OpenCV, TorchCodec and JPEG folders.
+"""The default decoding backend: a seeking reader on PyAV that never decodes more than it must.
 
->>> with open_video("clip.mp4") as video:
-...     clip = video.get_frames([0, 8, 16, 24])  # (4, H, W, 3) uint8 RGB
-
-A frame's index is its position in the decoder's output order when the file is decoded from the
-start, which is what every backend returns for ``get_frames([i])``. (For most files this is display
-order; files with packed B-frames, such as some xvid AVIs, emit timestamps out of order, and the
-output position is still the definition.)
-
-The PyAV reader never decodes more than it must: it demuxes the file once without decoding (cached
-per file) to learn the exact number of frames and where the keyframes sit, seeks to the keyframe at
-or before the first wanted frame, decodes forward, converts to RGB only the wanted frames, and seeks
-again when the next wanted frame lies beyond the next keyframe. Rotation metadata is applied, so
-``metadata.width``/``height`` describe the frames as returned. Every decode has a time limit.
-
-The OpenCV, TorchCodec and JPEG-folder backends live in :mod:`actionrec.data.decode_backends`.
+It demuxes the file once without decoding (cached per file) to learn the exact number of frames and
+where the keyframes sit, seeks to the keyframe at or before the first wanted frame, decodes forward,
+converts to RGB only the wanted frames, and seeks again when the next wanted frame lies beyond the next
+keyframe. Rotation metadata is applied, so ``metadata.width``/``height`` describe the frames as
+returned. Every decode has a time limit. The packet index is also what the OpenCV reader counts
+frames with, so it need not decode a file to open it.
 """
 
 from __future__ import annotations
 
-import abc
 import itertools
 import os
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
 
-from actionrec.errors import ActionrecError, ConfigError, VideoDecodeError
+from actionrec.data.decode.base import (
+    DEFAULT_FPS,
+    Deadline,
+    DecodeStats,
+    FrameIndexError,
+    VideoMetadata,
+    VideoReader,
+    check_complete,
+    check_path,
+)
+from actionrec.errors import VideoDecodeError
 
-BACKENDS = ("pyav", "opencv", "torchcodec", "frames")
-DEFAULT_FPS = 30.0  # used only when a file states no frame rate at all
 _MAX_LEADING_FRAMES = 64  # frames tolerated between a seek and the keyframe it should land on
 _INDEX_CACHE_SIZE = 2048
-
-
-class FrameIndexError(VideoDecodeError, IndexError):
-    """A requested frame index outside the video (or beyond what the decoder could produce)."""
-
-
-class BackendUnavailableError(ActionrecError):
-    """A decoding backend whose package is missing or cannot load (e.g. TorchCodec without FFmpeg libs)."""
-
-
-@dataclass(frozen=True)
-class VideoMetadata:
-    """What a reader knows about a video; ``width``/``height`` are after rotation.
-
-    ``rotation`` is the clockwise angle (0, 90, 180, 270) applied to the stored frames so they display
-    upright; ``duration`` is ``num_frames / fps`` in seconds.
-    """
-
-    path: str
-    fps: float
-    num_frames: int
-    duration: float
-    width: int
-    height: int
-    rotation: int
-    codec: str
-    backend: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class DecodeStats:
-    """Work a PyAV reader has done since it was opened (for tests and benchmarks)."""
-
-    frames_decoded: int = 0
-    frames_converted: int = 0
-    seeks: int = 0
-    restarts: int = 0
-
-
-class Deadline:
-    """A time limit for one decode; ``check()`` raises :class:`VideoDecodeError` once it has passed."""
-
-    def __init__(self, path: str, timeout_s: float) -> None:
-        self.path, self.timeout_s = path, timeout_s
-        self.end = time.monotonic() + timeout_s
-
-    def check(self) -> None:
-        if time.monotonic() > self.end:
-            raise VideoDecodeError(self.path, f"decoding exceeded the time limit of {self.timeout_s:g} s")
-
-
-class VideoReader(abc.ABC):
-    """Random access to the frames of one video (one reader per thread or process: readers keep decoder
-    state). Subclasses yield frames for sorted unique indices; ``get_frames`` puts them in order."""
-
-    metadata: VideoMetadata
-
-    def __init__(self, path: str | Path, *, timeout_s: float) -> None:
-        self.path = str(path)
-        self.timeout_s = timeout_s
-
-    @abc.abstractmethod
-    def _iter_rgb(self, wanted: np.ndarray, deadline: Deadline) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(index, (H, W, 3) uint8 RGB)`` for each index of sorted, unique ``wanted``, in order."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook, most readers hold nothing
-        """Release the file and decoder (a PyAV reader reopens the file if it is read again)."""
-
-    def get_frames(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Frames at ``indices`` (any order, repeats allowed) as a (T, H, W, 3) uint8 RGB array."""
-        idx = self._check_indices(indices)
-        m = self.metadata
-        out = np.empty((idx.size, m.height, m.width, 3), dtype=np.uint8)
-        if idx.size == 0:
-            return out
-        wanted, inverse = np.unique(idx, return_inverse=True)
-        deadline = Deadline(self.path, self.timeout_s)
-        for slot, (index, rgb) in enumerate(self._iter_rgb(wanted, deadline)):
-            if rgb.shape != out.shape[1:]:
-                size = f"{rgb.shape[1]}x{rgb.shape[0]}"
-                raise VideoDecodeError(self.path, f"frame {index} is {size}, expected {m.width}x{m.height}")
-            out[inverse == slot] = rgb
-        return out
-
-    def _check_indices(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        idx = np.asarray(indices).reshape(-1)
-        if idx.size == 0:
-            return idx.astype(np.int64)
-        if idx.dtype.kind not in "iu":
-            raise TypeError(f"frame indices must be integers, got dtype {idx.dtype}")
-        n = self.metadata.num_frames
-        bad = idx[(idx < 0) | (idx >= n)]
-        if bad.size:
-            raise FrameIndexError(
-                self.path, f"frame index {int(bad[0])} is out of range for a video of {n} frames (0..{n - 1})"
-            )
-        return idx.astype(np.int64)
-
-    def __len__(self) -> int:
-        return self.metadata.num_frames
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.metadata})"
-
-
-# ----------------------------------------------------------------------------------------------- PyAV
 
 
 @dataclass(frozen=True)
@@ -187,19 +68,6 @@ def _rank_positions(pts: list[int | None], keys: list[int]) -> list[int]:
         return keys
     order = np.sort(np.asarray(pts, dtype=np.int64))
     return [int(np.searchsorted(order, pts[k])) for k in keys]
-
-
-def check_complete(path: str, counted: int, expected: float) -> None:
-    """Raise if a file holds far fewer frames than its container promises, or is a GIF without its trailer."""
-    if expected > 0 and counted < 0.9 * expected:
-        raise VideoDecodeError(
-            path, f"truncated or damaged: {counted} frames present, the container promises ~{round(expected)}"
-        )
-    with open(path, "rb") as f:
-        head = f.read(4)
-        f.seek(-1, os.SEEK_END)
-        if head == b"GIF8" and f.read(1) != b"\x3b":  # every complete GIF ends with the 0x3B trailer
-            raise VideoDecodeError(path, "truncated: GIF file has no trailer")
 
 
 def _expected_frames(container: av.container.InputContainer, stream: av.VideoStream) -> float:
@@ -421,53 +289,20 @@ class PyAVReader(VideoReader):
             self._container = None
 
 
-# ------------------------------------------------------------------------------------ public helpers
-
-
-def list_backends() -> list[str]:
-    """Backends that can be used here (``torchcodec`` only when it imports and loads its FFmpeg)."""
-    from actionrec.data.decode_backends import backend_available
-
-    return [name for name in BACKENDS if backend_available(name)]
-
-
-def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise VideoDecodeError(path, "file not found")
-    if path.is_file() and path.stat().st_size == 0:
-        raise VideoDecodeError(path, "file is empty (0 bytes)")
-
-
-def open_video(path: str | Path, backend: str = "pyav", *, timeout_s: float = 60.0) -> VideoReader:
-    """Open a video file (or a folder of frames, which always uses the ``frames`` backend)."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown video backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if not timeout_s > 0:
-        raise ConfigError(f"timeout_s must be positive, got {timeout_s}")
-    path = Path(path)
-    _check_path(path)
-    if path.is_dir():
-        backend = "frames"
-    elif backend == "frames":
-        raise VideoDecodeError(path, "the frames backend needs a folder of images, got a file")
-    if backend == "pyav":
-        return PyAVReader(path, timeout_s=timeout_s)
-    from actionrec.data import decode_backends
-
-    return decode_backends.open_backend(path, backend, timeout_s=timeout_s)
+# ------------------------------------------------------------------------------------ whole-file helpers
 
 
 def keyframe_positions(path: str | Path) -> list[int]:
     """Output positions of the keyframes of ``path``'s video stream (one demux pass, no decoding)."""
     path = Path(path)
-    _check_path(path)
+    check_path(path)
     return list(packet_index(path).keyframes)
 
 
 def iter_frames(path: str | Path, *, timeout_s: float = 600.0) -> Iterator[np.ndarray]:
     """Every frame of ``path`` in decoder output order as (H, W, 3) uint8 RGB, rotation applied (PyAV)."""
     path = Path(path)
-    _check_path(path)
+    check_path(path)
     deadline = Deadline(str(path), timeout_s)
     container, stream = _open_container(str(path))
     stream.thread_type = _thread_type(stream)
@@ -479,14 +314,3 @@ def iter_frames(path: str | Path, *, timeout_s: float = 600.0) -> Iterator[np.nd
         raise VideoDecodeError(path, f"decoding failed ({_ffmpeg_reason(e)})") from None
     finally:
         container.close()
-
-
-def decode_all(path: str | Path, backend: str = "pyav", *, timeout_s: float = 600.0) -> np.ndarray:
-    """Every frame, decoded sequentially and all converted: (N, H, W, 3) uint8. The naive reference."""
-    if backend == "pyav":
-        frames = list(iter_frames(path, timeout_s=timeout_s))
-        if not frames:
-            raise VideoDecodeError(path, "video stream has no frames")
-        return np.stack(frames)  # N x (H, W, 3) -> (N, H, W, 3)
-    with open_video(path, backend, timeout_s=timeout_s) as video:
-        return video.get_frames(np.arange(video.metadata.num_frames))
