@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -114,6 +115,28 @@ def test_signal_saves_mid_epoch_and_resume_is_bit_identical(
     assert (state["epoch"], state["batch_in_epoch"], state["global_step"]) == (1, 2, 5)
     run_toy(tmp_path / "run", workers=workers, resume=True)
     _assert_identical(_weights(tmp_path / "ref"), _weights(tmp_path / "run"))
+
+
+@pytest.mark.slow
+def test_mid_epoch_resume_loads_no_consumed_batch(tmp_path: Path) -> None:
+    from actionrec.engine.train import train
+
+    child = _child(tmp_path / "run", workers=0, kill_at=5, kill_signal=int(signal.SIGTERM))
+    assert child.returncode == 0, child.stderr  # stopped after 2 of epoch 2's 3 batches of 4 clips
+    toys = _toys()
+
+    class Counting(toys.ToyClips):
+        loaded: ClassVar[list[int]] = []
+
+        def __getitem__(self, i: int) -> dict:
+            self.loaded.append(i)
+            return super().__getitem__(i)
+
+    torch.manual_seed(0)
+    cfg = toys.toy_config(**{"train.num_workers": 0, "train.eval_every": 0})
+    train(cfg, out_dir=tmp_path / "run", resume=True, model=toys.TinyNet(), train_set=Counting(12))
+    assert len(Counting.loaded) == 4 + 12  # the rest of epoch 2, then epoch 3: nothing decoded twice
+    assert sorted(Counting.loaded[4:]) == list(range(12))
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -41,6 +42,44 @@ def collate_samples(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["boxes"], out["boxes_mask"] = pad_boxes(ragged)
     out["failed"] = failed
     return out
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's CPU, numpy's and ``random``'s global generators inside, restore them after."""
+    np_state, py_state = np.random.get_state(), random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+            random.setstate(py_state)
+
+
+class SeededSamples(Dataset):
+    """``dataset`` indexed by ``(index, seed)``: each sample is drawn with the global generators
+    seeded from its own seed, so its augmentation is the same in any worker and after skipping the
+    samples before it (exact mid-epoch resume without loading them again). Other attributes are the
+    wrapped dataset's."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        with seeded(seed):
+            return self.dataset[index]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":  # not set yet (unpickling in a worker): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 
 def seed_worker(worker_id: int) -> None:

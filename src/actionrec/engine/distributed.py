@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -95,7 +96,11 @@ class EpochSampler(Sampler[int]):
     as torch's DistributedSampler does (``pad=False`` deals out the unpadded order instead).
     Because the order is a pure function of ``(seed, epoch)``, a resumed run sees exactly the batches
     an uninterrupted run would; with ``shuffle=False`` the global batches of a W-process run are the
-    same as a single-process run's.
+    same as a single-process run's. ``set_start(k)`` skips this rank's first ``k`` positions (a
+    mid-epoch resume: nothing already trained on is loaded again). With ``per_sample_seeds`` it
+    yields ``(index, seed)`` with a seed that depends only on ``(seed, epoch, index)``, for
+    :class:`~actionrec.data.loader.SeededSamples`, so a sample's random draws do not depend on which
+    worker loads it or on what it loaded before.
     """
 
     def __init__(
@@ -107,14 +112,20 @@ class EpochSampler(Sampler[int]):
         shuffle: bool = True,
         seed: int = 0,
         pad: bool = True,
+        per_sample_seeds: bool = False,
     ) -> None:
         self.n = len(dataset)  # type: ignore[arg-type]
         self.rank, self.world_size, self.shuffle, self.seed, self.pad = rank, world_size, shuffle, seed, pad
-        self.epoch = 0
+        self.per_sample_seeds = per_sample_seeds
+        self.epoch, self.start = 0, 0
         self.num_samples = -(-self.n // world_size) if pad else len(range(rank, self.n, world_size))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def set_start(self, start: int) -> None:
+        """Begin the next iteration at this rank's position ``start`` (0: the whole epoch)."""
+        self.start = start
 
     def order(self) -> list[int]:
         if self.shuffle:
@@ -128,11 +139,14 @@ class EpochSampler(Sampler[int]):
         idx += (idx * (total // max(1, self.n) + 1))[: total - self.n]  # wrap round to a multiple of W
         return idx[self.rank : total : self.world_size]
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order())
+    def __iter__(self) -> Iterator[Any]:
+        order = self.order()[self.start :]
+        if not self.per_sample_seeds:
+            return iter(order)
+        return iter([(i, mix_seed(self.seed, self.epoch, i, 0x5EED)) for i in order])
 
     def __len__(self) -> int:
-        return self.num_samples
+        return self.num_samples - self.start
 
 
 def mix_seed(*parts: int) -> int:

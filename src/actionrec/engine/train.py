@@ -20,6 +20,7 @@ Output folder: ``last.pt``, ``best.pt`` (best validation top-1), ``config.yaml``
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import signal
@@ -34,7 +35,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from actionrec.data.loader import VideoLoader, collate_samples, seed_worker
+from actionrec.data.loader import SeededSamples, VideoLoader, collate_samples, seed_worker
 from actionrec.engine import checkpoint as ckpt
 from actionrec.engine import distributed as D
 from actionrec.engine.config import (
@@ -132,11 +133,17 @@ def _sums_from(saved: Any) -> dict[str, float]:
 
 def _make_loader(dataset: Dataset, *, batch: int, info: D.DistInfo, cfg: Config, train: bool) -> DataLoader:
     sampler = D.EpochSampler(
-        dataset, rank=info.rank, world_size=info.world_size, shuffle=train, seed=cfg.train.seed, pad=train
+        dataset,
+        rank=info.rank,
+        world_size=info.world_size,
+        shuffle=train,
+        seed=cfg.train.seed,
+        pad=train,
+        per_sample_seeds=train,
     )
     workers = cfg.train.num_workers
     return VideoLoader(  # collates the per-sample failure lists and hands them to the dataset's report
-        dataset,
+        SeededSamples(dataset) if train else dataset,
         batch_size=batch,
         sampler=sampler,
         num_workers=workers,
@@ -144,7 +151,7 @@ def _make_loader(dataset: Dataset, *, batch: int, info: D.DistInfo, cfg: Config,
         worker_init_fn=seed_worker if workers else None,
         pin_memory=info.device.type == "cuda",
         drop_last=False,
-        persistent_workers=False,  # fresh workers each epoch draw their seeds from that epoch: exact resume
+        persistent_workers=False,
     )
 
 
@@ -362,12 +369,13 @@ class _Trainer:
     def _start_epoch(self, epoch: int, p: _Progress) -> Any:
         seed_everything(D.mix_seed(self.cfg.train.seed, epoch, self.info.rank))
         self.loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
+        self.loader.sampler.set_start(p.batch_in_epoch * self.batch)  # type: ignore[attr-defined]
         self.model.train()
-        it = iter(self.loader)
-        for _ in range(p.batch_in_epoch):  # mid-epoch resume: replay the data pipeline, then the RNGs
-            next(it)
+        it = iter(self.loader)  # a mid-epoch resume starts after the batches trained on
         if p.batch_in_epoch and p.rng:
-            ckpt.set_rng_state(p.rng[self.info.rank])
+            first = next(it)  # the iterator draws its workers' base seed on its first batch: before
+            ckpt.set_rng_state(p.rng[self.info.rank])  # the RNGs go back to where training stopped
+            return itertools.chain([first], it)
         return it
 
     def _train_epoch(self, epoch: int, p: _Progress, flag: _StopFlag) -> bool:
