@@ -27,7 +27,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     torch.manual_seed(0)
     model = create_model("r2plus1d_small", num_classes=len(CLASSES))
     weights = save_weights(model, root / "model.safetensors", labels=CLASSES)
-    return {"root": root, "data": data, "weights": weights}
+    torch.manual_seed(1)
+    other = create_model("r2plus1d_small", num_classes=len(CLASSES))
+    weights2 = save_weights(other, root / "other" / "model.safetensors", labels=CLASSES)
+    return {"root": root, "data": data, "weights": weights, "weights2": weights2}
 
 
 def test_clips_times_crops_views(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,3 +123,63 @@ def test_unreadable_test_videos_are_left_out_not_replaced(
     assert results["num_videos"] == 2 and results["failures"] == 1
     scored = [row[0] for row in csv.reader((out / "predictions.csv").open())][1:]
     assert len(scored) == len(set(scored)) == 2 and str(broken) not in scored
+
+
+def _fusion_argv(setup: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    weights = [str(setup["weights"]), str(setup["weights2"])]
+    return ["test", "--config", RECIPE, "--weights", *weights, "--out", str(out), *extra]
+
+
+def test_two_models_are_fused(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    out = setup["root"] / "fusion"
+    data = [f"--data.root={setup['data']}", "--train.num_workers=0", "--precision", "fp32"]
+    assert main(_fusion_argv(setup, out, "--fusion-weights", "1", "1.5", *data)) == 0
+    printed = capsys.readouterr().out
+    assert f"{setup['weights']}: top-1" in printed and f"{setup['weights2']}: top-1" in printed
+    assert "fusion (1 : 1.5): top-1" in printed
+    fused = json.loads((out / "results.json").read_text())
+    assert fused["fusion_weights"] == [1.0, 1.5] and fused["num_videos"] == 3 and fused["view_top1"] is None
+    assert {p.name for p in (out / "model_1").iterdir()} >= {"results.json", "predictions.csv"}
+    assert json.loads((out / "model_2" / "results.json").read_text())["num_videos"] == 3
+
+    assert main(_fusion_argv(setup, out, "--json", *data)) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [m["weights"] for m in report["models"]] == [str(setup["weights"]), str(setup["weights2"])]
+    assert report["fusion"]["fusion_weights"] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--fusion-weights", "1"], "--fusion-weights: 1 given for 2 --weights files"),
+        (["--fusion-weights", "1", "0"], "--fusion-weights must be > 0"),
+        (["--aggregate", "logits"], "use --aggregate softmax"),
+    ],
+)
+def test_bad_fusion_input_is_one_line(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    data = [f"--data.root={setup['data']}", "--train.num_workers=0", "--precision", "fp32"]
+    assert main(_fusion_argv(setup, setup["root"] / "bad_fusion", *extra, *data)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_models_of_different_classes_are_not_fused(
+    setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = create_model("r2plus1d_small", num_classes=len(CLASSES))
+    other = save_weights(model, tmp_path / "model.safetensors", labels=["a", "b", "c"])
+    argv = [
+        "test",
+        "--config",
+        RECIPE,
+        "--weights",
+        str(setup["weights"]),
+        str(other),
+        "--out",
+        str(tmp_path),
+    ]
+    assert main([*argv, f"--data.root={setup['data']}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "class lists differ" in err[-1]

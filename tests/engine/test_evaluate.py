@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from actionrec.engine.evaluate import aggregate_views, evaluate
+from actionrec.engine.evaluate import EvalResult, aggregate_views, evaluate
+from actionrec.engine.fusion import common_videos, fuse_results
 from actionrec.errors import ActionrecError
 
 
@@ -136,3 +137,59 @@ def test_view_count_and_class_count_are_checked() -> None:
         evaluate(ChannelMeans(), ViewSet(SAMPLES), classes=["a", "b"], precision="fp32", progress=False)
     with pytest.raises(ActionrecError, match="no test videos"):
         evaluate(ChannelMeans(), ViewSet([]), precision="fp32", progress=False)
+
+
+def _fake(scores: list[list[float]], labels: list[int], paths: list[str], **kw: object) -> EvalResult:
+    """An EvalResult whose metrics come from ``scores`` (as evaluate would compute them)."""
+    from actionrec.engine.evaluate import _result
+
+    hits = np.ones(len(labels), dtype=np.int64)
+    classes = kw.pop("classes", ["walk", "run", "jump"])
+    return _result(np.asarray(scores, dtype=np.float64), np.asarray(labels), paths, classes, hits, 1)
+
+
+def test_fuse_results_weighted_softmax_average() -> None:
+    rgb = _fake([[0.6, 0.4, 0.0], [0.1, 0.5, 0.4], [0.2, 0.7, 0.1]], [0, 2, 2], ["a", "b", "c"])
+    flow = _fake([[0.3, 0.7, 0.0], [0.1, 0.2, 0.7], [0.1, 0.1, 0.8]], [0, 2, 2], ["a", "b", "c"])
+    assert (rgb.top1, flow.top1) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
+    fused = fuse_results([rgb, flow], weights=[1, 1.5])  # (1 * rgb + 1.5 * flow) / 2.5
+    expected = (np.asarray(rgb.scores) + 1.5 * np.asarray(flow.scores)) / 2.5
+    np.testing.assert_allclose(fused.scores, expected)
+    assert fused.predictions.tolist() == [1, 2, 2]  # a: 0.42 vs 0.58 -> run (wrong)
+    assert fused.top1 == pytest.approx(2 / 3) and fused.top5 == 1.0
+    np.testing.assert_allclose(fused.per_class, [0.0, np.nan, 1.0])
+    assert fused.mean_class_accuracy == pytest.approx(0.5)
+    saved = fused.to_dict()
+    assert saved["view_top1"] is None and saved["fusion_weights"] == [1.0, 1.5] and saved["left_out"] == 0
+    json.dumps(saved)  # JSON-ready
+    np.testing.assert_allclose(fuse_results([rgb, flow]).scores, (rgb.scores + flow.scores) / 2)
+
+
+def test_fuse_results_rejects_mismatches() -> None:
+    a = _fake([[1.0, 0.0, 0.0]], [0], ["a"])
+    with pytest.raises(ActionrecError, match="class lists differ"):
+        fuse_results([a, _fake([[1.0, 0.0, 0.0]], [0], ["a"], classes=["x", "y", "z"])])
+    with pytest.raises(ActionrecError, match="2 fusion weights given for 3 models"):
+        fuse_results([a, a, a], weights=[1, 2])
+    with pytest.raises(ActionrecError, match="must be > 0"):
+        fuse_results([a, a], weights=[1, 0])
+    with pytest.raises(ActionrecError, match="different labels"):
+        fuse_results([a, _fake([[1.0, 0.0, 0.0]], [1], ["a"])])
+
+
+def test_a_video_missing_from_one_result_is_left_out_of_all() -> None:
+    full = _fake([[0.9, 0.1, 0.0], [0.0, 0.9, 0.1], [0.0, 0.1, 0.9]], [0, 1, 1], ["a", "b", "c"])
+    partial = _fake([[0.0, 0.9, 0.1], [0.9, 0.0, 0.1]], [1, 0], ["b", "a"])  # "c" unreadable, other order
+    assert full.top1 == pytest.approx(2 / 3)
+    aligned = common_videos([full, partial])
+    assert [r.paths for r in aligned] == [["a", "b"], ["a", "b"]]
+    assert aligned[0].top1 == 1.0 and aligned[0].view_top1 == 1.0  # "c" (wrong) no longer counts
+    np.testing.assert_array_equal(aligned[1].labels, [0, 1])
+    fused = fuse_results([full, partial])
+    assert fused.paths == ["a", "b"] and len(fused.labels) == 2 and fused.top1 == 1.0
+    assert fused.extra["left_out"] == 1
+
+
+def test_evaluate_keeps_per_video_view_hits() -> None:
+    result = evaluate(ChannelMeans(), ViewSet(SAMPLES), precision="fp32", progress=False)
+    assert result.view_hits is not None and result.view_hits.tolist() == [2, 3, 2, 0]

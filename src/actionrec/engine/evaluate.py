@@ -7,6 +7,10 @@ model sees every view; the per-view class scores (softmax probabilities, or raw 
 top-1 / top-5, mean class accuracy, per-class accuracy and the confusion matrix are computed from.
 This is the protocol of "Non-local Neural Networks" (Wang et al., 2018, arXiv:1711.07971, §4) and
 "SlowFast Networks" (Feichtenhofer et al., 2019, arXiv:1812.03982, §4): 10 clips x 3 crops on Kinetics.
+
+Late fusion (:func:`fuse_results`) combines the results of several models on the same videos by a
+weighted average of their per-video softmax scores, as the two-stream (Simonyan & Zisserman, 2014,
+arXiv:1406.2199) and TSN (Wang et al., 2016, arXiv:1608.00859) papers fuse RGB and flow (1 : 1.5).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class EvalResult:
     seconds: float = 0.0
     failures: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    view_hits: np.ndarray | None = None  # (N,) correct views of each video; None for a fusion
 
     @property
     def predictions(self) -> np.ndarray:
@@ -77,7 +82,7 @@ class EvalResult:
             "top1": self.top1,
             "top5": self.top5,
             "mean_class_accuracy": self.mean_class_accuracy,
-            "view_top1": self.view_top1,
+            "view_top1": None if np.isnan(self.view_top1) else self.view_top1,  # NaN for a fusion
             "num_videos": len(self.labels),
             "num_classes": len(self.classes),
             "num_views": self.num_views,
@@ -275,12 +280,12 @@ def _collect(
     chunk: int,
     expected: int | None,
     show: bool,
-) -> tuple[np.ndarray, np.ndarray, list[str], int, int]:
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, int]:
     from actionrec.engine.logging import progress
 
     total = len(loader) if hasattr(loader, "__len__") else 0  # type: ignore[arg-type]
-    scores, labels, paths = [], [], []
-    view_hits, num_views = 0, 0
+    scores, labels, paths, view_hits = [], [], [], []
+    num_views = 0
     for batch in progress(loader, total=total, desc="test", enabled=show):
         if "video" not in batch:  # every video of the batch was unreadable (reported by the dataset)
             continue
@@ -293,11 +298,11 @@ def _collect(
         scores.append(aggregate_views(view_logits, aggregate).numpy())
         labels.append(y.numpy())
         paths.extend(_paths(batch, len(y)))
-        view_hits += int((view_logits.argmax(-1) == y[:, None]).sum())
+        view_hits.append((view_logits.argmax(-1) == y[:, None]).sum(1).numpy())
         num_views = v
     if not scores:
         raise ActionrecError("no test videos to evaluate")
-    return np.concatenate(scores), np.concatenate(labels), paths, view_hits, num_views
+    return np.concatenate(scores), np.concatenate(labels), paths, np.concatenate(view_hits), num_views
 
 
 def _paths(batch: dict[str, Any], n: int) -> list[str]:
@@ -313,23 +318,34 @@ def _result(
     labels: np.ndarray,
     paths: list[str],
     classes: list[str],
-    view_hits: int,
+    view_hits: np.ndarray,
     num_views: int,
 ) -> EvalResult:
-    cm = M.confusion_matrix(labels, M.ranked(scores)[:, 0], len(classes))
     return EvalResult(
-        top1=M.topk_accuracy(scores, labels, 1),
-        top5=M.topk_accuracy(scores, labels, 5),
-        mean_class_accuracy=M.mean_class_accuracy(cm),
-        view_top1=view_hits / max(1, len(labels) * num_views),
-        per_class=M.per_class_accuracy(cm),
-        confusion=cm,
+        **_metrics(scores, labels, classes, view_hits, num_views),
         scores=scores,
         labels=labels,
         paths=paths,
         classes=classes,
         num_views=num_views,
+        view_hits=view_hits,
     )
+
+
+def _metrics(
+    scores: np.ndarray, labels: np.ndarray, classes: list[str], view_hits: np.ndarray | None, num_views: int
+) -> dict[str, Any]:
+    """The video-level metrics of (N, K) scores; ``view_top1`` is NaN without per-video view hits."""
+    cm = M.confusion_matrix(labels, M.ranked(scores)[:, 0], len(classes))
+    view_top1 = float("nan") if view_hits is None else int(view_hits.sum()) / max(1, len(labels) * num_views)
+    return {
+        "top1": M.topk_accuracy(scores, labels, 1),
+        "top5": M.topk_accuracy(scores, labels, 5),
+        "mean_class_accuracy": M.mean_class_accuracy(cm),
+        "view_top1": view_top1,
+        "per_class": M.per_class_accuracy(cm),
+        "confusion": cm,
+    }
 
 
 # ---------------------------------------------------------------- test data from a config
