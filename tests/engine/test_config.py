@@ -116,3 +116,35 @@ def test_dataset_report_is_silent_until_something_is_skipped() -> None:
     assert dataset_report(object()) is None  # a plain torch dataset keeps no report
     assert dataset_report(_Stub({"a.mp4": "decoding failed"}, [])) == "stub: skipped 1"
     assert dataset_report(_Stub({}, ["b.mp4"])) == "stub: skipped 1"
+
+
+def _tiny_benchmark(root: Path) -> Path:
+    from actionrec.data.synth import generate_synthetic
+
+    return generate_synthetic(root, classes=["move_right", "move_left"], videos_per_class=5, workers=1)
+
+
+def test_one_path_from_a_config_to_datasets(tmp_path: Path) -> None:
+    from actionrec.engine.config import build_datasets, build_split
+    from actionrec.engine.evaluate import build_test_dataset
+    from actionrec.models.registry import get_card
+
+    data = _tiny_benchmark(tmp_path / "synthetic")
+    card = get_card("r2plus1d_small")
+    cfg = load_config("r2plus1d-small_8x3_synthetic-rgb", overrides=[f"--data.root={data}"])
+    train_set, val_set = build_datasets(cfg, card)
+    test_set = build_test_dataset(cfg, card, num_clips=2, num_crops=3)
+    assert train_set.train and not val_set.train and val_set.replace_failures
+    assert (
+        not test_set.replace_failures and test_set.sampling.num_clips == 2
+    )  # scored as itself or not at all
+    assert test_set.samples == val_set.samples and test_set[0]["video"].shape == (6, 3, 8, 48, 48)
+    assert build_split(cfg, card, subset="test").sampling == val_set.sampling
+    for bad, message in (
+        (["--data.options={max_sample: 3}"], "data.options.max_sample"),
+        (["--data.root=null"], "data.root: not set"),
+    ):
+        broken = load_config(config_to_dict(cfg), overrides=bad)
+        for build in (lambda c: build_datasets(c, card), lambda c: build_test_dataset(c, card)):
+            with pytest.raises(ConfigError, match=message):
+                build(broken)

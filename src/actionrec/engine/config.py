@@ -389,45 +389,72 @@ def preprocessing_card(cfg: Config, card: Any) -> dict[str, Any]:
     }
 
 
-def build_datasets(cfg: Config, card: Any) -> tuple[Dataset, Dataset]:
-    """Train and test datasets from the ``data``, ``sampling`` and ``input`` sections."""
+def data_config(cfg: Config, *, replace_failures: bool = True) -> Any:
+    """The :class:`~actionrec.data.datasets.DataConfig` of ``cfg.data`` (``options`` checked by name)."""
     import dataclasses
 
-    from actionrec.data.datasets import DataConfig, build_dataset
-    from actionrec.data.transforms import build_transform
+    from actionrec.data.datasets import DataConfig
 
-    pre = preprocessing_card(cfg, card)
     d = cfg.data
-    kwargs = {
-        "dataset": d.dataset,
-        "root": d.root,
-        "annotations": d.annotations,
-        "fold": d.fold,
-        "backend": d.backend,
-        "num_workers": cfg.train.num_workers,
-        **d.options,
-    }
+    if not d.root:
+        raise ConfigError("data.root: not set (the folder that holds the videos)")
     known = {f.name for f in dataclasses.fields(DataConfig)}
     unknown = sorted(set(d.options) - known)
     if unknown:
         raise ConfigError(f"data.options.{unknown[0]}: not a DataConfig field ({', '.join(sorted(known))})")
-    data_cfg = DataConfig(**{k: v for k, v in kwargs.items() if k in known})
-    sets = []
-    for subset, is_train in (("train", True), ("test", False)):
-        transform = build_transform(
-            train=is_train,
-            crop_size=pre["crop_size"],
-            short_side=pre["short_side"],
-            mean=pre["mean"],
-            std=pre["std"],
-            train_crop=cfg.input.train_crop,
-            flip=cfg.input.flip,
-            color_jitter=cfg.input.color_jitter if is_train else 0.0,
-            flow=card.in_channels == 2,
-        )
-        sampling = resolve_sampling(cfg, card, train=is_train)
-        sets.append(build_dataset(data_cfg, subset=subset, sampling=sampling, transform=transform))
-    return sets[0], sets[1]
+    fields = {"dataset": d.dataset, "root": d.root, "annotations": d.annotations, "fold": d.fold}
+    fields |= {
+        "backend": d.backend,
+        "num_workers": cfg.train.num_workers,
+        "replace_failures": replace_failures,
+    }
+    return DataConfig(**{**fields, **d.options})
+
+
+def build_split(
+    cfg: Config,
+    card: Any,
+    *,
+    subset: str,
+    num_clips: int = 1,
+    num_crops: int = 1,
+    replace_failures: bool = True,
+) -> Dataset:
+    """The ``subset`` ("train" or "test") of the config's data, the one path train, test, predict and
+    features build datasets by. Sampling, crop size, resize and normalisation come from the config,
+    gaps filled from the model card; a test split may ask for ``num_clips`` x ``num_crops`` views.
+    ``replace_failures=False`` leaves an unreadable video out instead of scoring a stand-in."""
+    import dataclasses
+
+    from actionrec.data.datasets import build_dataset
+    from actionrec.data.transforms import build_transform
+
+    train = subset == "train"
+    pre = preprocessing_card(cfg, card)
+    sampling = resolve_sampling(cfg, card, train=train)
+    if not train and num_clips != 1:
+        if sampling.mode == "fps":
+            raise ConfigError("sampling mode 'fps' takes the whole video as one clip; use --clips 1")
+        sampling = dataclasses.replace(sampling, num_clips=num_clips)
+    transform = build_transform(
+        train=train,
+        crop_size=pre["crop_size"],
+        short_side=pre["short_side"],
+        mean=pre["mean"],
+        std=pre["std"],
+        num_crops=num_crops,
+        train_crop=cfg.input.train_crop,
+        flip=cfg.input.flip,
+        color_jitter=cfg.input.color_jitter if train else 0.0,
+        flow=card.in_channels == 2,
+    )
+    data = data_config(cfg, replace_failures=replace_failures)
+    return build_dataset(data, subset=subset, sampling=sampling, transform=transform)
+
+
+def build_datasets(cfg: Config, card: Any) -> tuple[Dataset, Dataset]:
+    """Training's train and validation (test split) datasets, through :func:`build_split`."""
+    return build_split(cfg, card, subset="train"), build_split(cfg, card, subset="test")
 
 
 def dataset_report(dataset: Dataset) -> str | None:

@@ -16,7 +16,6 @@ arXiv:1406.2199) and TSN (Wang et al., 2016, arXiv:1608.00859) papers fuse RGB a
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import time
@@ -352,46 +351,18 @@ def _metrics(
 
 
 def build_test_dataset(cfg: Any, card: Any, *, num_clips: int = 1, num_crops: int = 1) -> Dataset:
-    """The config's test split with ``num_clips`` clips x ``num_crops`` crops per video.
-
-    Sampling, crop size, resize and normalisation come from the config, gaps filled from the model
-    card, exactly as training's validation set is built; only the number of views differs.
-    """
-    from actionrec.data.datasets import DataConfig, build_dataset
-    from actionrec.data.transforms import build_transform
-    from actionrec.engine.config import preprocessing_card, resolve_sampling
+    """The config's test split with ``num_clips`` clips x ``num_crops`` crops per video, built exactly as
+    training's validation set is (:func:`actionrec.engine.config.build_split`); an unreadable test video
+    is left out, never replaced."""
+    from actionrec.engine.config import build_split
 
     if num_crops not in CROPS:
         raise ActionrecError(f"crops must be one of {CROPS}, got {num_crops}")
     if num_clips < 1:
         raise ActionrecError(f"clips must be >= 1, got {num_clips}")
-    pre = preprocessing_card(cfg, card)
-    sampling = dataclasses.replace(resolve_sampling(cfg, card, train=False), num_clips=num_clips)
-    if sampling.mode == "fps" and num_clips > 1:
-        raise ActionrecError("sampling mode 'fps' takes the whole video as one clip; use --clips 1")
-    transform = build_transform(
-        train=False,
-        crop_size=pre["crop_size"],
-        short_side=pre["short_side"],
-        mean=pre["mean"],
-        std=pre["std"],
-        num_crops=num_crops,
-        flow=card.in_channels == 2,
+    return build_split(
+        cfg, card, subset="test", num_clips=num_clips, num_crops=num_crops, replace_failures=False
     )
-    d = cfg.data
-    known = {f.name for f in dataclasses.fields(DataConfig)}
-    kwargs = {
-        "dataset": d.dataset,
-        "root": d.root,
-        "annotations": d.annotations,
-        "fold": d.fold,
-        "backend": d.backend,
-        "num_workers": cfg.train.num_workers,
-        **d.options,
-        "replace_failures": False,  # a test video is scored as itself or not at all
-    }
-    data_cfg = DataConfig(**{k: v for k, v in kwargs.items() if k in known and v is not None})
-    return build_dataset(data_cfg, subset="test", sampling=sampling, transform=transform)
 
 
 # ---------------------------------------------------------------- a model from a weights file
