@@ -25,8 +25,6 @@ from torch import Tensor
 
 from actionrec.data import transforms as T
 
-IMAGE_STREAMS = ("rgb", "flow", "future")
-
 
 @dataclass(frozen=True)
 class GeometryOp:
@@ -61,7 +59,7 @@ def trace_geometry(
             ops.append(GeometryOp("crop", tuple(float(v) for v in box)))
             h, w = box[2], box[3]
         elif isinstance(step, T.RandomHorizontalFlip):
-            if T._uniform(0.0, 1.0, generator) < step.p:
+            if step.get_params(generator):
                 ops.append(GeometryOp("flip", (float(w),)))
         elif isinstance(step, (T.ThreeCrop, T.TenCrop)):
             raise ValueError(f"boxes follow one view per clip; {type(step).__name__} makes several")

@@ -276,10 +276,12 @@ class RandomHorizontalFlip:
     def __init__(self, p: float = 0.5, *, flow: bool = False) -> None:
         self.p, self.flow = p, flow
 
+    def get_params(self, generator: torch.Generator | None = None) -> bool:
+        """Whether this clip is flipped (one draw)."""
+        return _uniform(0.0, 1.0, generator) < self.p
+
     def __call__(self, clip: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        if _uniform(0.0, 1.0, generator) < self.p:
-            return flip_clip(clip, flow=self.flow)
-        return clip
+        return flip_clip(clip, flow=self.flow) if self.get_params(generator) else clip
 
 
 class ToFloat:

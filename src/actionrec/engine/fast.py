@@ -17,7 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from actionrec.engine.precision import PRECISIONS, Precision, cpu_has_fast_bf16, resolve_precision
+from actionrec.engine.precision import (
+    PRECISIONS,
+    Precision,
+    autocast_dtype,
+    cpu_has_fast_bf16,
+    resolve_precision,
+)
 
 __all__ = [
     "PRECISIONS",
@@ -28,8 +34,6 @@ __all__ = [
     "resolve_precision",
     "to_device",
 ]
-
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def map_tensors(x: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
@@ -101,7 +105,7 @@ class FastInference(nn.Module):
 
     def forward(self, x: Any) -> Any:
         x = map_tensors(x, self._prepare)
-        dtype = _DTYPES.get(self.precision)
+        dtype = autocast_dtype(self.precision, self.device)
         with (
             torch.inference_mode(),
             torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None),

@@ -24,13 +24,19 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 _DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def cpu_flags() -> list[str]:
-    """The CPU feature flags of ``/proc/cpuinfo`` (empty where there is none: not Linux)."""
+@functools.lru_cache(maxsize=4)
+def _cpuinfo(field: str) -> str:
+    """The first ``field`` line of ``/proc/cpuinfo`` ("" where there is none: not Linux)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return []
-    return next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(field)), "")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (empty where there is none)."""
+    return _cpuinfo("flags").split()
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,14 +54,7 @@ def cpu_info() -> dict[str, object]:
     import os
     import platform
 
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = _cpuinfo("model name") or platform.processor() or platform.machine()
     flags = set(cpu_flags())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {

@@ -85,7 +85,8 @@ class Task:
 
     def total(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The weighted sum that is back-propagated."""
-        return sum((self.weights.get(k, 1.0) * v for k, v in terms.items()), torch.zeros(()))
+        weighted = [self.weights.get(k, 1.0) * v for k, v in terms.items()]  # never empty: see terms()
+        return torch.stack(weighted).sum() if len(weighted) > 1 else weighted[0]
 
 
 class EpochMeter:
