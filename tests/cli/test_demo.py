@@ -32,6 +32,31 @@ def test_quick_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "pair: horizontal" in out
 
 
+@pytest.mark.slow
+def test_quick_demo_of_a_flow_model_extracts_the_flow_once(tmp_path: Path) -> None:
+    data = ["--out", str(tmp_path), "--quick", "--models", "i3d_inception_v1_flow"]
+    assert main(["demo", *data]) == 0
+    flow = tmp_path / "synthetic-quick_flow"
+    marker = next(flow.rglob(".done")).read_text()
+    assert '"farneback"' in marker and '"bound": 4.0' in marker
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["models"]) == ["i3d_inception_v1_flow"]
+    first = {p: p.stat().st_mtime_ns for p in flow.rglob(".done")}
+    again = ["--out", str(tmp_path / "again"), "--data", str(tmp_path / "synthetic-quick")]
+    assert main(["demo", *again, "--quick", "--models", "i3d_inception_v1_flow"]) == 0  # no new extraction
+    assert {p: p.stat().st_mtime_ns for p in flow.rglob(".done")} == first
+    marker_path = next(flow.rglob(".done"))
+    marker_path.write_text(marker.replace('"farneback"', '"tvl1"'))
+    other = ["--out", str(tmp_path / "other"), "--data", str(tmp_path / "synthetic-quick")]
+    assert main(["demo", *other, "--quick", "--models", "i3d_inception_v1_flow"]) == 2  # not its flow
+
+
+def test_unknown_model_fails_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--quick", "--models", "single_frame_small", "nope"]) == 2
+    assert "no packaged recipe trains nope" in capsys.readouterr().err
+    assert not (tmp_path / "single_frame_small").exists()
+
+
 def test_table_layout() -> None:
     table = format_table(
         {

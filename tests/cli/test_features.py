@@ -4,26 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from actionrec.cli import main
+from actionrec.data.synth import write_mp4
 from actionrec.engine.features import expand_inputs
 
 SMALL = ["--crop-size", "16", "--short-side", "18", "--device", "cpu"]  # cheap, any model runs at 16x16
 
 
 def _write_mp4(path: Path, num_frames: int, *, size: tuple[int, int] = (48, 64), fps: int = 25) -> Path:
-    rng = np.random.default_rng(num_frames)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = size
-        stream.pix_fmt = "yuv420p"
-        for _ in range(num_frames):
-            frame = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+    frames = np.random.default_rng(num_frames).integers(0, 256, (num_frames, *size, 3), dtype=np.uint8)
+    write_mp4(path, frames, fps=fps)
     return path
 
 
@@ -152,3 +145,12 @@ def test_unknown_layer_is_a_clean_error(
     )
     assert code == 2
     assert "fc6" in capsys.readouterr().err
+
+
+def test_flow_model_needs_a_flow_root_or_farneback(
+    videos: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = ["features", str(videos["short"]), "--model", "i3d_inception_v1_flow", "--out", str(tmp_path)]
+    assert main([*args, "--flow-method", "stored", "--device", "cpu"]) == 2
+    assert "--flow-root" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before any video

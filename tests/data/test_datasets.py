@@ -12,6 +12,7 @@ import torch.distributed as dist
 
 from actionrec.data.datasets import DataConfig, VideoDataset, build_dataset
 from actionrec.data.loader import build_loader, collate_samples
+from actionrec.data.preprocessing import Preprocessing
 from actionrec.data.sampling import SamplingConfig
 from actionrec.data.synth import generate_synthetic
 from actionrec.data.transforms import build_transform
@@ -54,10 +55,29 @@ def test_build_dataset_sample(synth_root: Path) -> None:
     ds = _train_set(synth_root)
     assert ds.classes == CLASSES and len(ds) == 12 and ds.num_classes == 3
     sample = ds[3]
-    assert sample["video"].shape == (3, 4, 24, 24) and sample["video"].dtype == torch.float32
+    assert sample["rgb"].shape == (3, 4, 24, 24) and sample["rgb"].dtype == torch.float32
     assert sample["index"] == 3 and sample["failed"] == [] and sample["path"].endswith(".mp4")
     assert sample["label"] == ds.samples[3][1] == CLASSES.index(Path(sample["path"]).parent.name)
     assert ds.report() == "synthetic/train: all 12 videos usable"
+
+
+def test_streams_the_card_declares(synth_root: Path) -> None:
+    """rgb + flow computed on the fly + the frames after the clip, unlabeled: exactly those keys."""
+    pre = Preprocessing(
+        streams=("rgb", "flow", "future"), num_frames=4, frame_interval=2, crop_size=24, short_side=32,
+        future_frames=2,
+    )  # fmt: skip
+    data = DataConfig(dataset="synthetic", root=str(synth_root), flow_method="farneback")
+    ds = build_dataset(data, subset="test", sampling=pre.sampling_config(2), transform=pre.transform(),
+                       streams=pre.streams, future_frames=pre.future_frames)  # fmt: skip
+    ds.samples = [(path, None) for path, _ in ds.samples]  # as if unlabeled
+    sample = ds[0]
+    assert {k for k in sample if k in ("rgb", "flow", "future", "label")} == {"rgb", "flow", "future"}
+    assert sample["rgb"].shape == (2, 3, 4, 24, 24) and sample["flow"].shape == (2, 2, 4, 24, 24)
+    assert sample["future"].shape == (2, 3, 2, 24, 24)
+    assert sample["video_id"] == str(Path(ds.samples[0][0]).with_suffix(""))
+    batch = collate_samples([sample, ds[1]])
+    assert batch["flow"].shape == (2, 2, 2, 4, 24, 24) and "label" not in batch
 
 
 def test_multi_view_sample(synth_root: Path) -> None:
@@ -65,10 +85,10 @@ def test_multi_view_sample(synth_root: Path) -> None:
     data = DataConfig(dataset="synthetic", root=str(synth_root))
     ds = build_dataset(data, subset="test", sampling=sampling, transform=_transform(False, num_crops=3))
     assert len(ds) == 3 and not ds.train
-    assert ds[0]["video"].shape == (6, 3, 4, 24, 24)  # (clips x crops, C, T, H, W)
+    assert ds[0]["rgb"].shape == (6, 3, 4, 24, 24)  # (clips x crops, C, T, H, W)
     one_crop = build_dataset(data, subset="test", sampling=sampling, transform=_transform(False))
-    assert one_crop[0]["video"].shape == (2, 3, 4, 24, 24)
-    assert torch.equal(one_crop[1]["video"], one_crop[1]["video"])  # test sampling is deterministic
+    assert one_crop[0]["rgb"].shape == (2, 3, 4, 24, 24)
+    assert torch.equal(one_crop[1]["rgb"], one_crop[1]["rgb"])  # test sampling is deterministic
 
 
 def test_failures_are_replaced_and_reported(broken_root: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -95,7 +115,7 @@ def test_failures_survive_worker_processes(broken_root: Path) -> None:
     assert loader.persistent_workers and loader.drop_last is False
     labels = []
     for batch in loader:
-        assert batch["video"].shape[1:] == (3, 4, 24, 24)
+        assert batch["rgb"].shape[1:] == (3, 4, 24, 24)
         labels += batch["label"].tolist()
     assert len(labels) == len(ds) == 11
     assert len(ds.failures) == 2  # gathered from the workers through the batches
@@ -137,10 +157,10 @@ def test_loader_is_seeded_and_drops_last(synth_root: Path) -> None:
     assert any(epoch_labels(3) != epoch_labels(s) for s in (4, 5, 6))
     torch.manual_seed(0)
     a = build_loader(ds, batch_size=2, train=True, num_workers=0, seed=7)
-    first = next(iter(a))["video"]
+    first = next(iter(a))["rgb"]
     b = build_loader(ds, batch_size=2, train=True, num_workers=0, seed=7)
     torch.manual_seed(0)
-    assert torch.equal(first, next(iter(b))["video"])
+    assert torch.equal(first, next(iter(b))["rgb"])
 
 
 def test_distributed_sampler(synth_root: Path, tmp_path: Path) -> None:
@@ -157,8 +177,8 @@ def test_distributed_sampler(synth_root: Path, tmp_path: Path) -> None:
 
 def test_collate_concatenates_failures() -> None:
     batch = [
-        {"video": torch.zeros(1), "label": 0, "failed": []},
-        {"video": torch.ones(1), "label": 1, "failed": [("a.mp4", "bad"), ("b.mp4", "worse")]},
+        {"rgb": torch.zeros(1), "label": 0, "failed": []},
+        {"rgb": torch.ones(1), "label": 1, "failed": [("a.mp4", "bad"), ("b.mp4", "worse")]},
     ]
     out = collate_samples(batch)
     assert out["failed"] == [("a.mp4", "bad"), ("b.mp4", "worse")] and out["label"].tolist() == [0, 1]

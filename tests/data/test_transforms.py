@@ -17,10 +17,9 @@ from actionrec.data.transforms import (
     ThreeCrop,
     build_transform,
     flip_clip,
-    transform_for_card,
 )
 from actionrec.errors import ConfigError
-from actionrec.models.registry import NORMALIZATION, ModelCard
+from actionrec.models.registry import NORMALIZATION
 
 
 def _frames(t: int = 4, h: int = 48, w: int = 64, c: int = 3, seed: int = 0) -> np.ndarray:
@@ -184,20 +183,6 @@ def test_seeded_generator_is_deterministic() -> None:
     a, b = tf(frames, generator=_gen(3)), tf(frames, generator=_gen(3))
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert any(not torch.equal(a, tf(frames, generator=_gen(s))) for s in range(4, 8))
-
-
-def test_transform_for_card_uses_card_fields() -> None:
-    card = ModelCard(paper="p", arxiv="0", crop_size=32, short_side=40, normalization="minus_one_one")
-    tf = transform_for_card(card, train=False, num_crops=3)
-    assert tf(_frames(2, 40, 60)).shape == (3, 3, 2, 32, 32)
-    assert "RandomResizedCrop" in repr(transform_for_card(card, train=True))
-    tsn = ModelCard(paper="p", arxiv="0", sampling="segment", crop_size=32, short_side=40)
-    assert "MultiScaleCrop" in repr(transform_for_card(tsn, train=True))
-    flow_card = ModelCard(
-        paper="p", arxiv="0", in_channels=2, normalization="flow", crop_size=32, short_side=40
-    )
-    assert transform_for_card(flow_card, train=True)(_frames(3, 40, 50, c=2)).shape == (2, 3, 32, 32)
-    assert "TenCrop" in repr(transform_for_card(flow_card, train=False, num_crops=10))
 
 
 @pytest.mark.parametrize(

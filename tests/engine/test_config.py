@@ -138,7 +138,7 @@ def test_one_path_from_a_config_to_datasets(tmp_path: Path) -> None:
     assert (
         not test_set.replace_failures and test_set.sampling.num_clips == 2
     )  # scored as itself or not at all
-    assert test_set.samples == val_set.samples and test_set[0]["video"].shape == (6, 3, 8, 48, 48)
+    assert test_set.samples == val_set.samples and test_set[0]["rgb"].shape == (6, 3, 8, 48, 48)
     assert build_split(cfg, card, subset="test").sampling == val_set.sampling
     for bad, message in (
         (["--data.options={max_sample: 3}"], "data.options.max_sample"),

@@ -47,7 +47,7 @@ class ViewSet(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         views, label = self.samples[i]
-        return {"video": _views(views), "label": label, "index": i, "path": f"v{i}.mp4"}
+        return {"rgb": _views(views), "label": label, "index": i, "path": f"v{i}.mp4"}
 
 
 # video 0 (label 0): logits average -> class 1 (6.67 vs 2.67) but softmax average -> class 0 (0.64 vs 0.35)
@@ -120,7 +120,7 @@ def test_single_view_samples_and_bf16() -> None:
     class OneView(ViewSet):
         def __getitem__(self, i: int) -> dict:
             sample = super().__getitem__(i)
-            sample["video"] = sample["video"][0]  # (C, T, H, W)
+            sample["rgb"] = sample["rgb"][0]  # (C, T, H, W)
             return sample
 
     result = evaluate(ChannelMeans(), OneView(SAMPLES), precision="bf16", progress=False)

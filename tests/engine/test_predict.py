@@ -74,7 +74,8 @@ def test_dense_prediction_averages_clip_logits(grey_video: Path) -> None:
     indices = sample_indices(pre.sampling_config(3), num_frames=24, fps=FPS, train=False)
     assert indices.shape == (3, 8)  # the card: 8 frames
     with open_video(grey_video) as reader, torch.no_grad():
-        clips = torch.stack([pre.transform()(reader.get_frames(row)) for row in indices])
+        transform = pre.transform()
+        clips = torch.stack([transform({"rgb": reader.get_frames(row)})["rgb"] for row in indices])
         expected = model(clips).mean(0)  # (3, K) -> (K,)
     np.testing.assert_allclose(pred.logits, expected.numpy(), atol=1e-4)
     probs = torch.tensor(pred.logits).softmax(-1)
@@ -115,13 +116,18 @@ def test_preprocessing_from_both_card_schemas() -> None:
         "std": [0.25] * 3,
         "sampling": {"mode": "dense", "clip_len": 8, "frame_interval": 2, "num_clips": 1},
     }
-    pre = Preprocessing.from_card(trained, base=i3d)
+    pre = Preprocessing.from_dict(trained, base=i3d)
     assert (pre.sampling, pre.num_frames, pre.frame_interval, pre.crop_size) == ("dense", 8, 2, 64)
     assert pre.mean == (0.5, 0.5, 0.5)
     flat = {"sampling": "segment", "num_frames": 8, "normalization": "imagenet", "in_channels": 3}
-    pre = Preprocessing.from_card(flat)
+    pre = Preprocessing.from_dict(flat)
     assert (pre.sampling, pre.num_segments) == ("segment", 8)
     assert pre.mean == (0.485, 0.456, 0.406)
+    assert Preprocessing.from_dict(pre.to_dict()) == pre  # the schema reads back what it writes
+    two_stream = Preprocessing.from_card(get_card("i3d_two_stream"))
+    assert two_stream.streams == ("rgb", "flow") and two_stream.mean == (0.5, 0.5, 0.5)
+    old_flow = {"in_channels": 2, "mean": [0.5] * 2, "std": [0.5] * 2}
+    assert Preprocessing.from_dict(old_flow).streams == ("flow",)
 
 
 def test_errors(grey_video: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ class Unlabeled(Dataset):
         return len(self.clips)
 
     def __getitem__(self, i: int) -> dict:
-        return {"video": self.clips[i], "index": i, "path": f"clip{i}.mp4"}
+        return {"rgb": self.clips[i], "index": i, "path": f"clip{i}.mp4"}
 
 
 class Reconstructs(nn.Module):
@@ -102,3 +103,21 @@ def test_multitask_logs_every_term_and_keeps_best_by_the_named_metric(tmp_path: 
     best = torch.load(tmp_path / "best.pt", weights_only=True)
     vals = [r["val_loss_cls"] for r in records]
     assert best["best_value"] == pytest.approx(min(vals)) and best["epoch"] == 1 + vals.index(min(vals))
+
+
+def test_per_step_predictions_are_weighted_over_time() -> None:
+    """Ng et al.'s LSTM scheme: the loss at step s weighted by s / (S - 1), checked by hand."""
+    task = Task(TaskSection())
+    steps = torch.tensor([[[2.0, 0.0], [0.0, 1.0], [1.0, 3.0]]])  # (B=1, S=3, K=2)
+    weights = torch.tensor([0.0, 0.5, 1.0])
+    out = {
+        "logits": (steps * weights[:, None]).sum(1) / weights.sum(),
+        "step_logits": steps,
+        "step_weights": weights,
+    }
+    terms, _ = task.terms(out, torch.tensor([1]))
+    ce = [math.log(1 + math.exp(2.0)), math.log(1 + math.exp(-1.0)), math.log(1 + math.exp(-2.0))]
+    expected = (0.0 * ce[0] + 0.5 * ce[1] + 1.0 * ce[2]) / 1.5
+    assert terms["cls"].item() == pytest.approx(expected, rel=1e-6)
+    plain, _ = task.terms({"logits": steps[:, 2], "step_logits": steps}, torch.tensor([1]))
+    assert plain["cls"].item() == pytest.approx(sum(ce) / 3, rel=1e-6)  # no weights: every step alike

@@ -42,7 +42,7 @@ class ToyClips(Dataset):
             if torch.rand(()) < 0.5:
                 clip = clip.flip(-1)
             clip = clip + torch.from_numpy(np.random.normal(0, 0.05, clip.shape).astype(np.float32))
-        return {"video": clip, "label": self.labels[i], "index": i, "path": f"clip{i}.mp4"}
+        return {"rgb": clip, "label": self.labels[i], "index": i, "path": f"clip{i}.mp4"}
 
     def report(self) -> str:
         return "toy dataset: 0 videos skipped"

@@ -19,6 +19,7 @@ from typing import Any
 from actionrec.errors import ActionrecError
 
 MODELS = ("r2plus1d_small", "single_frame_small")
+DEMO_FLOW = {"method": "farneback", "bound": 4.0, "short_side": None}
 QUICK_VIDEOS_PER_CLASS = 4
 FULL_VIDEOS_PER_CLASS = 100
 EXAMPLE = """example:
@@ -41,6 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--quick", action="store_true", help="tiny data and one epoch: checks that everything runs"
     )
     p.add_argument("--clips", type=int, help="test clips per video (default 3, 1 with --quick)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=list(MODELS),
+        metavar="NAME",
+        help="models to compare, each with its packaged synthetic recipe (default: "
+        f"{' '.join(MODELS)}); flow models get the benchmark's flow, extracted once",
+    )
     return p
 
 
@@ -69,8 +78,35 @@ def ensure_data(folder: Path, *, quick: bool) -> Path:
     return generate_synthetic(folder, videos_per_class=videos, seed=0, progress=not quick)
 
 
-def _overrides(data: Path, *, quick: bool) -> list[str]:
+def ensure_flow(data: Path) -> Path:
+    """The benchmark's flow in ``<data>_flow`` (Farneback, ±4 px, as the flow recipe says), extracted
+    unless complete; finished videos are skipped, so an interrupted extraction resumes."""
+    from actionrec.data.flow import DONE_MARKER, FlowOptions
+    from actionrec.data.flow_jobs import collect_jobs, pending_jobs, run_jobs
+
+    folder = data.parent / f"{data.name}_flow"
+    jobs, _ = collect_jobs([data], folder)
+    todo = pending_jobs(jobs)
+    finished = [target for video, target in jobs if (video, target) not in todo]
+    if finished:  # flow made before: it must be the flow the recipe was tuned on
+        made = json.loads((finished[0] / DONE_MARKER).read_text())
+        if (made.get("method"), made.get("bound")) != (DEMO_FLOW["method"], DEMO_FLOW["bound"]):
+            raise ActionrecError(
+                f"{folder} holds {made.get('method')} flow at ±{made.get('bound')} px; the flow recipe "
+                f"wants {DEMO_FLOW['method']} at ±{DEMO_FLOW['bound']} px: remove it or use another --data"
+            )
+    if todo:
+        print(f"extracting the benchmark's flow into {folder} ({len(todo)} videos)", file=sys.stderr)
+        failed = [m for m in run_jobs(todo, FlowOptions(**DEMO_FLOW), workers=2) if m]
+        if failed:
+            raise ActionrecError(f"flow extraction failed for {len(failed)} videos, e.g. {failed[0]}")
+    return folder
+
+
+def _overrides(data: Path, *, quick: bool, flow: Path | None = None) -> list[str]:
     items = [f"--data.root={data}"]
+    if flow is not None:
+        items.append(f"--data.options={{flow_root: {flow}}}")
     if quick:
         items += [
             "--train.epochs=1",
@@ -87,9 +123,11 @@ def run_model(model_name: str, data: Path, out: Path, *, quick: bool, clips: int
     from actionrec.engine.config import load_config
     from actionrec.engine.evaluate import build_test_dataset, evaluate, model_from_weights
     from actionrec.engine.train import train
+    from actionrec.models.registry import get_card
 
     recipe = find_recipe(model_name)
-    cfg = load_config(recipe, overrides=_overrides(data, quick=quick))
+    flow = ensure_flow(data) if "flow" in get_card(model_name).streams else None
+    cfg = load_config(recipe, overrides=_overrides(data, quick=quick, flow=flow))
     print(f"training {model_name} ({recipe})", file=sys.stderr)
     start = time.perf_counter()
     trained = train(cfg, out_dir=out / model_name)
@@ -149,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
         Path(args.data) if args.data else out / ("synthetic-quick" if args.quick else "synthetic"),
         quick=args.quick,
     )
-    models = {name: run_model(name, data, out, quick=args.quick, clips=clips) for name in MODELS}
+    for name in args.models:
+        find_recipe(name)  # every name checked before hours of training
+    models = {name: run_model(name, data, out, quick=args.quick, clips=clips) for name in args.models}
     seconds = round(time.perf_counter() - start, 1)
     summary = {
         "models": models,

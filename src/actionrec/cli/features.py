@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from actionrec.cli.flow import add_flow_source_arguments, flow_source
 from actionrec.engine.features import (
     check_unique,
     clip_options,
@@ -26,6 +27,7 @@ from actionrec.errors import ActionrecError
 EXAMPLE = """example:
   actionrec features videos/*.mp4 --model c3d --layer fc6 --weights c3d_sports1m.safetensors --out feats/
   actionrec features trainlist01.txt --model slowfast_r50_4x16 --out feats/ --batch-size 4
+  actionrec features videos/*.mp4 --model i3d_inception_v1_flow --flow-root flow/ --out feats/
   (a .txt/.lst/.list argument is a list of videos, one per line; a second column such as a label is ignored)
 """
 
@@ -58,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--short-side", type=int, help="resize the short side to this first (default: the model's)"
     )
     p.add_argument("--backend", default="pyav", help="video decoder: pyav, opencv, torchcodec, frames")
+    add_flow_source_arguments(p)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     return p
 
@@ -75,16 +78,6 @@ def _device(name: str) -> torch.device:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from actionrec.models.registry import get_card
-
-    options = clip_options(
-        get_card(args.model),
-        clip_len=args.clip_len,
-        stride=args.stride,
-        frame_interval=args.frame_interval,
-        batch_size=args.batch_size,
-        backend=args.backend,
-    )
     videos = expand_inputs(args.inputs)
     check_unique(videos)
     out = Path(args.out)
@@ -96,6 +89,15 @@ def run(args: argparse.Namespace) -> int:
         layer=args.layer,
         crop_size=args.crop_size,
         short_side=args.short_side,
+    )
+    options = clip_options(  # clip length and frame interval default to the model's preprocessing
+        extractor.pre,
+        clip_len=args.clip_len,
+        stride=args.stride,
+        frame_interval=args.frame_interval,
+        batch_size=args.batch_size,
+        backend=args.backend,
+        flow=flow_source(args),
     )
     counts = {"done": 0, "skipped": 0, "failed": 0}
     results = extract_features(videos, out, extractor=extractor, options=options)

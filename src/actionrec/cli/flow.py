@@ -14,12 +14,32 @@ from tqdm import tqdm
 
 from actionrec.data.flow import METHODS, FlowOptions
 from actionrec.data.flow_jobs import collect_jobs, pending_jobs, run_jobs
+from actionrec.data.sources import FLOW_METHODS, FlowSource
 from actionrec.errors import ActionrecError
 
 EXAMPLE = """example:
   actionrec flow data/ucf101/videos --out data/ucf101/flow --method tvl1 --bound 20 --workers 8
   writes data/ucf101/flow/<class>/<video>/flow_x_00001.jpg, flow_y_00001.jpg, ... and a .done marker;
   rerunning skips finished videos."""
+
+
+def add_flow_source_arguments(p: argparse.ArgumentParser) -> None:
+    """``--flow-root`` / ``--flow-method``: where a flow model's flow comes from (predict, features)."""
+    p.add_argument(
+        "--flow-root",
+        metavar="DIR",
+        help="flow models: the folder `actionrec flow` wrote (the flow of VIDEO is DIR/<VIDEO's stem>)",
+    )
+    p.add_argument(
+        "--flow-method",
+        choices=FLOW_METHODS,
+        default="stored",
+        help="flow models: read stored flow (default) or compute Farneback flow on the fly",
+    )
+
+
+def flow_source(args: argparse.Namespace) -> FlowSource:
+    return FlowSource(args.flow_root, args.flow_method)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

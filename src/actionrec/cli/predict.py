@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from actionrec.cli.flow import add_flow_source_arguments, flow_source
 from actionrec.engine.fast import PRECISIONS
 from actionrec.errors import ActionrecError, VideoDecodeError
 
@@ -46,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--precision", choices=PRECISIONS, default="auto", help="inference precision (default auto)"
     )
     p.add_argument("--backend", default="pyav", help="video decoder: pyav, opencv, torchcodec, frames")
+    add_flow_source_arguments(p)
     return p
 
 
@@ -110,6 +112,7 @@ def _predict_one(model: Any, video: str, labels: list[str] | None, pre: Any, arg
         timeline=bool(args.timeline),
         window=args.window,
         num_clips=args.clips,
+        flow=flow_source(args),
     )
 
 

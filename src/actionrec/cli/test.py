@@ -123,8 +123,8 @@ def _prepare(cfg: Any, args: argparse.Namespace, weights: str) -> tuple[Any, Any
     """(test dataset, model, class names the weights record) for one weights file.
 
     The model is the one the weights' card names (else the config's) and the test data is built with
-    that model's card, so each model of a fusion gets its own preprocessing; the config's model
-    overrides apply to the config's model only.
+    the preprocessing the weights record (else the config's over that model's card), so each model of
+    a fusion gets its own; the config's model overrides apply to the config's model only.
     """
     from actionrec.engine.evaluate import build_test_dataset, model_from_weights
     from actionrec.models.registry import get_card
@@ -134,7 +134,8 @@ def _prepare(cfg: Any, args: argparse.Namespace, weights: str) -> tuple[Any, Any
         from actionrec.weights import read_card
 
         name = read_card(weights).get("model") or name
-    dataset = build_test_dataset(cfg, get_card(name), num_clips=args.clips, num_crops=args.crops)
+    card = get_card(name)
+    dataset = build_test_dataset(cfg, card, num_clips=args.clips, num_crops=args.crops, weights=weights)
     classes = [str(c) for c in getattr(dataset, "classes", [])]
     overrides = cfg.model.overrides if name == cfg.model.name else {}
     model, labels = model_from_weights(

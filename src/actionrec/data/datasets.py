@@ -1,18 +1,21 @@
 """Video datasets: one :class:`VideoDataset` over any annotation format, built from a :class:`DataConfig`.
 
-A sample is a dict (the keys the training loop, evaluator and collate read)::
+A sample is a dict of named streams and targets (what the training loop, evaluator and collate read)::
 
-    {"video": float tensor (C, T, H, W) — or (V, C, T, H, W), V = clips x crops, with several views,
-     "label": int, "index": int, "path": str,
+    {"rgb": float (C, T, H, W), "flow": float (2, T, H, W), "future": float (C, F, H, W),
+     ...  one entry per stream the model's card declares; (V, C, T, H, W) with V = clips x crops views,
+     "label": int (absent for unlabeled data), "index": int, "video_id": str, "path": str,
      "failed": [(path, reason), ...]}   # videos that failed while producing this sample (usually [])
 
-Only the sampled frames are decoded (``open_video`` + ``get_frames`` with the indices from
-``sample_indices``). A video that is missing or cannot be decoded never stops an epoch: it is
+The streams are read by :class:`~actionrec.data.sources.SampleSource` (only the sampled frames are
+decoded; flow from the folders ``actionrec flow`` wrote, or computed on the fly) and transformed by a
+:class:`~actionrec.data.streams.StreamTransform`, so one random crop / flip moves every stream alike.
+A video that is missing or cannot be decoded never stops an epoch: it is
 recorded in ``dataset.failures`` (path -> reason), logged once, and the sample is replaced by another
 one chosen deterministically from the requested index; ``index``/``path``/``label`` then describe the
 video actually returned. Evaluation must not score a stand-in, so ``replace_failures=False`` (what
-test sets use) returns ``{"video": None, ...}`` for it instead, which :func:`collate_samples` drops.
-Missing files are found at construction (one ``os.path.exists`` per entry), dropped from the list
+test sets use) returns ``{"skipped": True, ...}`` without streams instead, which :func:`collate_samples`
+drops. Missing files are found at construction (one ``os.path.exists`` per entry), dropped from the list
 and counted in ``dataset.missing``. Too many failures raise :class:`~actionrec.errors.DatasetError`.
 
 Worker processes: each worker has its own copy of the dataset, so failures seen there travel to the
@@ -37,8 +40,10 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from actionrec.data import annotations as ann
-from actionrec.data.decode import BACKENDS, open_video
+from actionrec.data.decode import BACKENDS
 from actionrec.data.sampling import SamplingConfig, sample_indices
+from actionrec.data.sources import FLOW_METHODS, FlowSource, SampleSource
+from actionrec.data.streams import StreamTransform
 from actionrec.errors import ActionrecError, ConfigError, DatasetError, VideoDecodeError
 
 log = logging.getLogger(__name__)
@@ -54,7 +59,7 @@ DATASETS = (
     "list",
     "folder",
 )
-Transform = Callable[[np.ndarray], torch.Tensor]
+Transform = StreamTransform | Callable[[np.ndarray], torch.Tensor]
 _MAX_REPLACEMENTS = 20  # consecutive failed replacements for one sample before giving up
 
 
@@ -67,7 +72,10 @@ class DataConfig:
     ``fold`` picks the UCF101/HMDB51 split. ``classes_file`` (one name per line) names the classes of
     a ``list`` dataset. ``check_files`` drops missing videos up front; ``max_failures_fraction`` is
     the share of videos allowed to be missing or undecodable before the dataset gives up.
-    ``max_samples`` keeps an evenly spaced subset (quick runs).
+    ``max_samples`` keeps an evenly spaced subset (quick runs). ``flow_root`` is where ``actionrec
+    flow`` wrote the videos' flow (one folder per video, its path under ``root`` without the suffix);
+    ``flow_method: farneback`` computes flow from the frames instead; ``flow_bound`` is its
+    quantisation bound in pixels.
     """
 
     dataset: str = "synthetic"
@@ -82,8 +90,19 @@ class DataConfig:
     max_samples: int | None = None
     decode_timeout_s: float = 60.0
     replace_failures: bool = True
+    flow_root: str | None = None
+    flow_method: str = "stored"
+    flow_bound: float = 20.0
+
+    @property
+    def flow(self) -> FlowSource:
+        return FlowSource(self.flow_root, self.flow_method, self.flow_bound)
 
     def __post_init__(self) -> None:
+        if self.flow_method not in FLOW_METHODS:
+            raise ConfigError(
+                f"unknown flow_method {self.flow_method!r}; choose from {', '.join(FLOW_METHODS)}"
+            )
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
         if self.backend not in BACKENDS:
@@ -97,7 +116,13 @@ class DataConfig:
 
 
 class VideoDataset(Dataset):
-    """Samples ``(relative path, label)`` under ``root``, decoded sparsely, sampled and transformed."""
+    """Samples ``(relative path, label)`` under ``root``, decoded sparsely, sampled and transformed.
+
+    ``streams`` are the streams each sample carries (the model card's); ``transform`` a
+    :class:`~actionrec.data.streams.StreamTransform` over them (a plain clip transform is taken as the
+    ``rgb`` stream's). ``future_frames`` frames after each clip form the ``future`` stream. A label of
+    ``None`` (unlabeled data) leaves ``label`` out of the sample.
+    """
 
     def __init__(
         self,
@@ -116,11 +141,16 @@ class VideoDataset(Dataset):
         num_workers: int = 2,
         name: str = "",
         replace_failures: bool = True,
+        streams: tuple[str, ...] = ("rgb",),
+        flow: FlowSource | None = None,
+        future_frames: int = 0,
     ) -> None:
         self.root = Path(root)
+        self.streams, self.flow, self.future_frames = tuple(streams), flow or FlowSource(), future_frames
         self.replace_failures = replace_failures
         self.classes = list(classes)
-        self.sampling, self.transform, self.train = sampling, transform, train
+        self.sampling, self.train = sampling, train
+        self.transform = transform if isinstance(transform, StreamTransform) else _RgbOnly(transform)
         self.backend, self.seed, self.decode_timeout_s = backend, seed, decode_timeout_s
         self.max_failures_fraction = max_failures_fraction
         self.num_workers = num_workers  # the default for build_loader
@@ -171,23 +201,37 @@ class VideoDataset(Dataset):
     # ------------------------------------------------------------ loading
     def load(self, index: int) -> dict[str, Any]:
         """The sample at ``index`` or a VideoDecodeError (no replacement)."""
-        path = self.path(index)
-        with open_video(path, self.backend, timeout_s=self.decode_timeout_s) as reader:
-            meta = reader.metadata
-            if not meta.num_frames or meta.num_frames < 1:
-                raise VideoDecodeError(path, "no frames")
+        rel, label = self.samples[index]
+        path = self.root / rel
+        with SampleSource(
+            path,
+            streams=self.streams,
+            flow=self.flow,
+            relative=rel,
+            backend=self.backend,
+            timeout_s=self.decode_timeout_s,
+        ) as source:
+            fps = source.fps if self.sampling.mode == "fps" else 0.0
+            rng = self._rng(index)
             indices = sample_indices(
-                self.sampling,
-                num_frames=meta.num_frames,
-                fps=meta.fps,
-                train=self.train,
-                rng=self._rng(index),
+                self.sampling, num_frames=source.num_frames, fps=fps, train=self.train, rng=rng
             )
-            wanted, inverse = np.unique(indices, return_inverse=True)  # decode each frame once
-            frames = reader.get_frames(wanted)
-        clips = frames[inverse.reshape(indices.shape)]  # (clips, F, H, W, 3)
-        video = self._views([self.transform(clip) for clip in clips])
-        return {"video": video, "label": self.samples[index][1], "index": index, "path": str(path)}
+            streams = source.read(
+                indices, future=self._future(indices, source.num_frames)
+            )  # (clips, F, H, W, C)
+        views = [self.transform({k: v[c] for k, v in streams.items()}) for c in range(len(indices))]
+        sample = {k: self._views([v[k] for v in views]) for k in views[0]}
+        if label is not None:
+            sample["label"] = label
+        return {**sample, "index": index, "video_id": str(Path(rel).with_suffix("")), "path": str(path)}
+
+    def _future(self, indices: np.ndarray, num_frames: int) -> np.ndarray | None:
+        """``future_frames`` indices after each clip's last frame, at its frame interval (clamped)."""
+        if "future" not in self.streams:
+            return None
+        step = self.sampling.frame_interval if self.sampling.mode == "dense" else 1
+        ahead = indices[:, -1:] + step * np.arange(1, self.future_frames + 1)  # (clips, F)
+        return np.minimum(ahead, num_frames - 1)
 
     def _rng(self, index: int) -> np.random.Generator:
         if self.train:  # torch's RNG is seeded per worker and per epoch by the DataLoader
@@ -211,13 +255,7 @@ class VideoDataset(Dataset):
                 failed.append(self._note_failure(candidate, e))
                 if not self.replace_failures:
                     path = str(self.path(index))
-                    return {
-                        "video": None,
-                        "label": self.samples[index][1],
-                        "index": index,
-                        "path": path,
-                        "failed": failed,
-                    }
+                    return {"skipped": True, "index": index, "path": path, "failed": failed}
                 candidate = self._replacement(index, attempt)
                 continue
             sample["failed"] = failed
@@ -284,6 +322,16 @@ class VideoDataset(Dataset):
         )
 
 
+class _RgbOnly:
+    """A single-clip transform used as the ``rgb`` stream's (the pre-streams dataset interface)."""
+
+    def __init__(self, transform: Callable[[np.ndarray], torch.Tensor]) -> None:
+        self.clip_transform = transform
+
+    def __call__(self, streams: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return {"rgb": self.clip_transform(streams["rgb"])}
+
+
 # ---------------------------------------------------------------- building from a config
 def _annotations(data: DataConfig, subset: str) -> ann.Annotations:
     folder = Path(data.annotations or data.root)
@@ -334,9 +382,16 @@ def _subsample(a: ann.Annotations, n: int | None) -> ann.Annotations:
 
 
 def build_dataset(
-    data: DataConfig, *, subset: str, sampling: SamplingConfig, transform: Transform, seed: int = 0
+    data: DataConfig,
+    *,
+    subset: str,
+    sampling: SamplingConfig,
+    transform: Transform,
+    seed: int = 0,
+    streams: tuple[str, ...] = ("rgb",),
+    future_frames: int = 0,
 ) -> VideoDataset:
-    """The ``subset`` ("train" or "test") of the dataset described by ``data``."""
+    """The ``subset`` ("train" or "test") of the dataset described by ``data``, carrying ``streams``."""
     if subset not in ("train", "test"):
         raise ConfigError(f"subset must be 'train' or 'test', got {subset!r}")
     a = _subsample(_annotations(data, subset), data.max_samples)
@@ -355,6 +410,9 @@ def build_dataset(
         num_workers=data.num_workers,
         name=f"{data.dataset}/{subset}",
         replace_failures=data.replace_failures,
+        streams=streams,
+        flow=data.flow,
+        future_frames=future_frames,
     )
 
 

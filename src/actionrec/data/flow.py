@@ -247,8 +247,8 @@ def extract_flow(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        count, (height, width) = _extract_into(Path(video_path), partial, opts)
-        marker = {"video": str(video_path), "method": method, "bound": bound}
+        count, (height, width), fps = _extract_into(Path(video_path), partial, opts)
+        marker = {"video": str(video_path), "method": method, "bound": bound, "fps": fps}
         marker |= {"height": height, "width": width, "num_flows": count}
         (partial / DONE_MARKER).write_text(json.dumps(marker) + "\n")
         shutil.rmtree(out_dir, ignore_errors=True)  # an incomplete folder left by an older run
@@ -258,12 +258,12 @@ def extract_flow(
     return out_dir
 
 
-def _extract_into(video: Path, folder: Path, opts: FlowOptions) -> tuple[int, tuple[int, int]]:
+def _extract_into(video: Path, folder: Path, opts: FlowOptions) -> tuple[int, tuple[int, int], float]:
     """Decode ``video`` chunk by chunk (chunks overlap by one frame) and write its flow images."""
     from actionrec.data.decode import open_video
 
     with open_video(video, backend=opts.backend) as reader:
-        num_frames = reader.metadata.num_frames
+        num_frames, fps = reader.metadata.num_frames, float(reader.metadata.fps)
         if num_frames < 2:
             raise VideoDecodeError(video, f"has {num_frames} frame(s); optical flow needs at least 2")
         size = (0, 0)
@@ -275,4 +275,4 @@ def _extract_into(video: Path, folder: Path, opts: FlowOptions) -> tuple[int, tu
             )
             _write_flow(folder, flow, start + 1, opts.bound)
             size = frames.shape[1:3]
-    return num_frames - 1, size
+    return num_frames - 1, size, fps

@@ -30,12 +30,12 @@ from actionrec.data.streams import pad_boxes
 def collate_samples(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Default-collate the samples; concatenate their ``"failed"`` lists (which vary in length).
 
-    Samples whose ``"video"`` is None (unreadable, not replaced) are left out; a batch of nothing but
+    Samples marked ``"skipped"`` (unreadable, not replaced) are left out; a batch of nothing but
     those is ``{"failed": [...]}`` alone. Ragged ``"boxes"`` ``(T, N_i, 4)`` with their ``"boxes_mask"``
     are padded to the batch's largest N (see :func:`actionrec.data.streams.pad_boxes`).
     """
     failed = [f for sample in batch for f in sample.get("failed", ())]
-    good = [{k: v for k, v in s.items() if k != "failed"} for s in batch if s.get("video", 0) is not None]
+    good = [{k: v for k, v in s.items() if k != "failed"} for s in batch if not s.get("skipped")]
     ragged = [(s.pop("boxes"), s.pop("boxes_mask")) for s in good if "boxes" in s]
     out = default_collate(good) if good else {}
     if ragged:  # per-frame boxes differ in number: zero-padded, with the mask of the real ones

@@ -25,6 +25,22 @@ from torch import Tensor
 
 from actionrec.data import transforms as T
 
+# The streams a model card may declare, and the sample keys that carry a model's input.
+STREAMS = ("rgb", "flow", "future", "boxes")
+INPUT_KEYS = ("rgb", "flow", "future", "boxes", "boxes_mask")
+
+
+def model_input(batch: Mapping[str, object]) -> object:
+    """What the model is called with: the one stream of a single-stream sample (a tensor), or the
+    mapping of every stream the sample carries (``{"rgb": ..., "flow": ...}``) — the dataset builds
+    exactly the streams the model's card declares, so this is the model's input."""
+    present = [k for k in INPUT_KEYS if k in batch]
+    if not present:
+        raise KeyError(f"the batch holds no input stream (one of {', '.join(INPUT_KEYS)})")
+    if len(present) == 1:
+        return batch[present[0]]
+    return {k: batch[k] for k in present}
+
 
 @dataclass(frozen=True)
 class GeometryOp:

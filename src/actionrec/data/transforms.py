@@ -30,7 +30,7 @@ from torch import Tensor
 from actionrec.errors import ConfigError
 
 if TYPE_CHECKING:
-    from actionrec.models.registry import ModelCard
+    pass
 
 Box = tuple[int, int, int, int]  # (top, left, height, width)
 TRAIN_CROPS = ("random_resized", "multiscale", "short_side")
@@ -471,25 +471,3 @@ def build_transform(
         steps += [ToFloat(), ColorJitter(color_jitter, color_jitter, color_jitter)]
     steps.append(Normalize(mean, std))
     return ClipPipeline(steps)
-
-
-def transform_for_card(card: ModelCard, *, train: bool, num_crops: int = 1) -> ClipPipeline:
-    """The default transform for a :class:`~actionrec.models.registry.ModelCard`.
-
-    Uses the card's ``crop_size``, ``short_side`` and ``normalization`` preset; ``in_channels == 2``
-    means optical flow. Training crops with TSN's multi-scale crop for segment-sampled (TSN-style)
-    models and with a random resized crop otherwise.
-    """
-    from actionrec.models.registry import NORMALIZATION
-
-    mean, std = NORMALIZATION[card.normalization]
-    return build_transform(
-        train=train,
-        crop_size=card.crop_size,
-        short_side=card.short_side,
-        mean=mean,
-        std=std,
-        num_crops=num_crops,
-        train_crop="multiscale" if card.sampling == "segment" else "random_resized",
-        flow=card.in_channels == 2,
-    )

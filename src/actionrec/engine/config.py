@@ -350,43 +350,17 @@ def save_config(cfg: Config, path: str | Path) -> Path:
 # ---------------------------------------------------------------- objects built from a config
 
 
-def resolve_sampling(cfg: Config, card: Any, *, train: bool) -> Any:
-    """The :class:`~actionrec.data.sampling.SamplingConfig` of the config, gaps filled from the card."""
-    from actionrec.data.sampling import SamplingConfig
+def preprocessing(cfg: Config, card: Any) -> Any:
+    """The :class:`~actionrec.data.preprocessing.Preprocessing` of the config: the card's, with the
+    recipe's ``sampling`` and ``input`` sections on top (what is written beside the weights)."""
+    from actionrec.data.preprocessing import Preprocessing
 
-    s = cfg.sampling
-    mode = s.mode or card.sampling
-    return SamplingConfig(
-        mode=mode,
-        clip_len=s.clip_len or card.num_frames,
-        frame_interval=s.frame_interval or card.frame_interval,
-        num_segments=s.num_segments or (card.num_frames if mode == "segment" else 8),
-        snippet_len=s.snippet_len or 1,
-        num_clips=1,
-        fps=s.fps or card.fps,
-        max_frames=s.max_frames or card.max_frames,
-    )
+    return Preprocessing.from_config(cfg, card)
 
 
 def preprocessing_card(cfg: Config, card: Any) -> dict[str, Any]:
-    """Crop, resize, normalisation and sampling the model was trained with (for the weights card)."""
-    from dataclasses import asdict
-
-    from actionrec.models.registry import NORMALIZATION
-
-    norm = cfg.input.normalization or card.normalization
-    if norm not in NORMALIZATION:
-        raise ConfigError(f"input.normalization: unknown preset {norm!r} (known: {', '.join(NORMALIZATION)})")
-    mean, std = NORMALIZATION[norm]
-    return {
-        "crop_size": cfg.input.crop_size or card.crop_size,
-        "short_side": cfg.input.short_side or card.short_side,
-        "normalization": norm,
-        "mean": list(mean),
-        "std": list(std),
-        "sampling": asdict(resolve_sampling(cfg, card, train=False)),
-        "input_kind": card.input_kind,
-    }
+    """:func:`preprocessing` in the one schema weights cards and checkpoints carry."""
+    return preprocessing(cfg, card).to_dict()
 
 
 def data_config(cfg: Config, *, replace_failures: bool = True) -> Any:
@@ -419,37 +393,36 @@ def build_split(
     num_clips: int = 1,
     num_crops: int = 1,
     replace_failures: bool = True,
+    pre: Any = None,
 ) -> Dataset:
     """The ``subset`` ("train" or "test") of the config's data, the one path train, test, predict and
     features build datasets by. Sampling, crop size, resize and normalisation come from the config,
     gaps filled from the model card; a test split may ask for ``num_clips`` x ``num_crops`` views.
-    ``replace_failures=False`` leaves an unreadable video out instead of scoring a stand-in."""
-    import dataclasses
-
+    ``replace_failures=False`` leaves an unreadable video out instead of scoring a stand-in. ``pre``
+    (a :class:`~actionrec.data.preprocessing.Preprocessing`, e.g. what a weights file records)
+    replaces the config's and card's preprocessing."""
     from actionrec.data.datasets import build_dataset
-    from actionrec.data.transforms import build_transform
 
     train = subset == "train"
-    pre = preprocessing_card(cfg, card)
-    sampling = resolve_sampling(cfg, card, train=train)
-    if not train and num_clips != 1:
-        if sampling.mode == "fps":
-            raise ConfigError("sampling mode 'fps' takes the whole video as one clip; use --clips 1")
-        sampling = dataclasses.replace(sampling, num_clips=num_clips)
-    transform = build_transform(
+    pre = pre or preprocessing(cfg, card)
+    if not train and num_clips != 1 and pre.sampling == "fps":
+        raise ConfigError("sampling mode 'fps' takes the whole video as one clip; use --clips 1")
+    transform = pre.transform(
         train=train,
-        crop_size=pre["crop_size"],
-        short_side=pre["short_side"],
-        mean=pre["mean"],
-        std=pre["std"],
         num_crops=num_crops,
         train_crop=cfg.input.train_crop,
         flip=cfg.input.flip,
-        color_jitter=cfg.input.color_jitter if train else 0.0,
-        flow=card.in_channels == 2,
+        color_jitter=cfg.input.color_jitter,
     )
     data = data_config(cfg, replace_failures=replace_failures)
-    return build_dataset(data, subset=subset, sampling=sampling, transform=transform)
+    return build_dataset(
+        data,
+        subset=subset,
+        sampling=pre.sampling_config(1 if train else num_clips),
+        transform=transform,
+        streams=pre.streams,
+        future_frames=pre.future_frames,
+    )
 
 
 def build_datasets(cfg: Config, card: Any) -> tuple[Dataset, Dataset]:

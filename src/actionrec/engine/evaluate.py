@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from actionrec.data.loader import build_loader
+from actionrec.data.streams import INPUT_KEYS, model_input
 from actionrec.engine import metrics as M
 from actionrec.engine.checkpoint import atomic_write
 from actionrec.engine.fast import fast_inference, map_tensors
@@ -286,9 +287,9 @@ def _collect(
     scores, labels, paths, view_hits = [], [], [], []
     num_views = 0
     for batch in progress(loader, total=total, desc="test", enabled=show):
-        if "video" not in batch:  # every video of the batch was unreadable (reported by the dataset)
+        if not any(k in batch for k in INPUT_KEYS):  # every video of the batch was unreadable
             continue
-        view_logits, v = run_views(runner, batch["video"], chunk=chunk)
+        view_logits, v = run_views(runner, model_input(batch), chunk=chunk)
         if expected is not None and v != expected:
             raise ActionrecError(
                 f"the data gives {v} views per video but {expected} (clips x crops) were asked for"
@@ -350,18 +351,22 @@ def _metrics(
 # ---------------------------------------------------------------- test data from a config
 
 
-def build_test_dataset(cfg: Any, card: Any, *, num_clips: int = 1, num_crops: int = 1) -> Dataset:
+def build_test_dataset(
+    cfg: Any, card: Any, *, num_clips: int = 1, num_crops: int = 1, weights: str | Path | None = None
+) -> Dataset:
     """The config's test split with ``num_clips`` clips x ``num_crops`` crops per video, built exactly as
-    training's validation set is (:func:`actionrec.engine.config.build_split`); an unreadable test video
-    is left out, never replaced."""
-    from actionrec.engine.config import build_split
+    training's validation set is (:func:`actionrec.engine.config.build_split`), with the preprocessing
+    ``weights`` record if they record one; an unreadable test video is left out, never replaced."""
+    from actionrec.data.preprocessing import Preprocessing
+    from actionrec.engine.config import build_split, preprocessing
 
     if num_crops not in CROPS:
         raise ActionrecError(f"crops must be one of {CROPS}, got {num_crops}")
     if num_clips < 1:
         raise ActionrecError(f"clips must be >= 1, got {num_clips}")
+    pre = Preprocessing.from_weights(weights, base=preprocessing(cfg, card))
     return build_split(
-        cfg, card, subset="test", num_clips=num_clips, num_crops=num_crops, replace_failures=False
+        cfg, card, subset="test", num_clips=num_clips, num_crops=num_crops, replace_failures=False, pre=pre
     )
 
 

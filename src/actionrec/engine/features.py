@@ -8,12 +8,18 @@ output folder: ``NAME_clips.npy`` (N_clips x D float32) and ``NAME.npy`` (D, the
 Outputs are written atomically (:func:`actionrec.io.atomic_write`) and the per-video file last, so its
 presence means "complete"; videos whose two files already exist are skipped, so an interrupted run
 resumes where it stopped. A video that cannot be decoded is reported and the others are still processed.
+
+Clips are fed the way the model was trained: the :class:`~actionrec.data.preprocessing.Preprocessing`
+of the model's card or, for an actionrec weights file that records one, the weights' own (its crop,
+resize and normalisation). Its streams are read through :class:`~actionrec.data.sources.SampleSource`,
+so a flow model reads the folders ``actionrec flow`` wrote (``FlowSource(root)``) or Farneback flow
+computed on the fly (``FlowSource(method="farneback")``), and a two-stream model gets both.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,22 +27,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from actionrec.errors import ActionrecError, VideoDecodeError
+from actionrec.data.preprocessing import Preprocessing
+from actionrec.data.sources import FlowSource
+from actionrec.errors import ActionrecError, ConfigError, VideoDecodeError
 from actionrec.io import atomic_write
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 GENERIC_LAYERS = ("pre_logits", "logits")
+FEATURE_STREAMS = ("rgb", "flow")  # the streams a clip of a video gives (no future frames, no boxes)
 
 
 @dataclass(frozen=True)
 class ClipOptions:
-    """How videos are cut into clips and decoded; every count must be at least 1."""
+    """How videos are cut into clips and decoded; every count must be at least 1. ``flow`` says where
+    a flow model's flow comes from (default: stored flow, whose folder must then be given)."""
 
     clip_len: int
     stride: int
     frame_interval: int
     batch_size: int = 8
     backend: str = "pyav"
+    flow: FlowSource | None = None
 
     def __post_init__(self) -> None:
         for name in ("clip_len", "frame_interval", "stride", "batch_size"):
@@ -45,29 +56,35 @@ class ClipOptions:
 
 
 def clip_options(
-    card: Any,
+    pre: Any,
     *,
     clip_len: int | None = None,
     stride: int | None = None,
     frame_interval: int | None = None,
     batch_size: int = 8,
     backend: str = "pyav",
+    flow: FlowSource | None = None,
 ) -> ClipOptions:
-    """Options with the model card's clip length and frame interval where not given; the stride
-    defaults to one clip span (adjacent, non-overlapping clips)."""
-    clip_len = clip_len or card.num_frames
-    frame_interval = frame_interval or card.frame_interval
+    """Options with the preprocessing's (or a model card's) clip length and frame interval where not
+    given; the stride defaults to one clip span (adjacent, non-overlapping clips)."""
+    clip_len = clip_len or pre.num_frames
+    frame_interval = frame_interval or pre.frame_interval
     stride = stride or (clip_len - 1) * frame_interval + 1
-    return ClipOptions(clip_len, stride, frame_interval, batch_size, backend)
+    return ClipOptions(clip_len, stride, frame_interval, batch_size, backend, flow)
 
 
 @dataclass(frozen=True)
 class FeatureExtractor:
-    """A model ready to turn clip batches into (B, D) features, with the card and transform it expects."""
+    """A model ready to turn clip batches into (B, D) features, with the preprocessing it expects.
 
-    card: Any
-    features: Callable[[torch.Tensor], torch.Tensor]
-    transform: Callable[[np.ndarray], torch.Tensor]
+    ``transform`` maps one clip's streams (``{"rgb": (T, H, W, 3) uint8, ...}``) to its tensors
+    (``{"rgb": (C, T, h, w), ...}``): ``pre.transform()``, a
+    :class:`~actionrec.data.streams.StreamTransform`. ``features`` takes the model input.
+    """
+
+    pre: Preprocessing
+    features: Callable[[Any], torch.Tensor]
+    transform: Callable[[Mapping[str, np.ndarray]], Mapping[str, torch.Tensor]]
     device: torch.device
 
 
@@ -104,14 +121,23 @@ def check_unique(videos: list[Path]) -> None:
 
 
 def clip_indices(
-    num_frames: int, fps: float, *, card: Any, clip_len: int, stride: int, frame_interval: int
+    num_frames: int,
+    fps: float | None,
+    *,
+    pre: Preprocessing,
+    clip_len: int,
+    stride: int,
+    frame_interval: int,
 ) -> np.ndarray:
-    """(N_clips, clip_len) frame indices: sliding windows, on the model's fps timeline if it has one."""
+    """(N_clips, clip_len) frame indices: sliding windows, on the model's fps timeline if it has one
+    (``pre.fps``; ``fps``, the video's, is only used then)."""
     from actionrec.data.sampling import dense_clip_indices, resample_fps_indices
 
     timeline = np.arange(num_frames)
-    if card.fps:
-        timeline = resample_fps_indices(num_frames, src_fps=fps, dst_fps=card.fps)
+    if pre.fps:
+        if not fps:
+            raise ActionrecError(f"the model samples at {pre.fps} fps but the video's frame rate is unknown")
+        timeline = resample_fps_indices(num_frames, src_fps=fps, dst_fps=pre.fps)
     span = (clip_len - 1) * frame_interval + 1
     starts = np.arange(0, len(timeline) - span + 1, stride)
     if starts.size == 0:  # shorter than one clip: one looped clip, as dense sampling does
@@ -146,18 +172,24 @@ def load_extractor(
 ) -> FeatureExtractor:
     """Build the model (with ``weights``) in eval mode on ``device``, with its evaluation transform.
 
-    A new ``crop_size`` keeps the model's crop / short-side ratio unless ``short_side`` is given too.
+    The preprocessing is the model card's, or the one an actionrec weights file records (so features
+    of a model trained with its own crop or normalisation are computed exactly as it was trained).
+    A new ``crop_size`` keeps the crop / short-side ratio unless ``short_side`` is given too.
     """
-    from actionrec.data.transforms import transform_for_card
     from actionrec.models.registry import create_model
 
     model = create_model(model_name, num_classes=num_classes, weights=weights)
-    card = model.card
-    crop = crop_size or card.crop_size
-    short = short_side or round(crop * card.short_side / card.crop_size)
-    card = dataclasses.replace(card, crop_size=crop, short_side=short)
+    pre = Preprocessing.from_weights(weights, base=Preprocessing.from_card(model.card))
+    unsupported = [s for s in pre.streams if s not in FEATURE_STREAMS]
+    if unsupported:
+        raise ConfigError(
+            f"features reads {' and '.join(FEATURE_STREAMS)} streams; {model_name} also takes {unsupported}"
+        )
+    crop = crop_size or pre.crop_size
+    short = short_side or round(crop * pre.short_side / pre.crop_size)
+    pre = dataclasses.replace(pre, crop_size=crop, short_side=short)
     model.to(device).eval()
-    return FeatureExtractor(card, feature_fn(model, layer), transform_for_card(card, train=False), device)
+    return FeatureExtractor(pre, feature_fn(model, layer), pre.transform(train=False), device)
 
 
 def _batches(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -165,27 +197,45 @@ def _batches(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
         yield indices[i : i + size]
 
 
-def extract_video(video: Path, *, extractor: FeatureExtractor, options: ClipOptions) -> np.ndarray:
-    """(N_clips, D) float32 features of one video."""
-    from actionrec.data.decode import open_video
+def needs_video_file(pre: Preprocessing, flow: FlowSource | None) -> bool:
+    """Whether the video file itself is read (not only a folder of stored flow)."""
+    return "rgb" in pre.streams or (flow is not None and flow.method == "farneback")
 
-    with open_video(video, options.backend) as reader:
-        meta = reader.metadata
+
+def check_flow(pre: Preprocessing, flow: FlowSource | None) -> None:
+    """Refuse, before any video, a flow model with no flow to read (stored flow without a folder)."""
+    flow = flow or FlowSource()
+    if "flow" in pre.streams and flow.method == "stored" and flow.root is None:
+        flow.folder(Path("video"))  # raises the ConfigError that says how to give the flow
+
+
+def extract_video(
+    video: Path, *, extractor: FeatureExtractor, options: ClipOptions, flow: FlowSource | None = None
+) -> np.ndarray:
+    """(N_clips, D) float32 features of one video; ``flow`` (default ``options.flow``) is where a
+    flow model's flow comes from."""
+    from actionrec.data.sources import SampleSource
+    from actionrec.data.streams import model_input
+    from actionrec.engine.fast import to_device
+
+    pre = extractor.pre
+    flow = flow if flow is not None else options.flow
+    with SampleSource(video, streams=pre.streams, flow=flow, backend=options.backend) as source:
         clips = clip_indices(
-            meta.num_frames,
-            meta.fps,
-            card=extractor.card,
+            source.num_frames,
+            source.fps if pre.fps else None,  # flow folders alone may not know their frame rate
+            pre=pre,
             clip_len=options.clip_len,
             stride=options.stride,
             frame_interval=options.frame_interval,
         )
         out = []
         for batch in _batches(clips, options.batch_size):
-            wanted = np.unique(batch)  # decode each frame once, in increasing order
-            frames = reader.get_frames(wanted)  # (U, H, W, 3)
-            # (b, L) positions into `wanted` -> (b, L, H, W, 3) -> b x (C, L, h, w) -> (b, C, L, h, w)
-            clips_in = [extractor.transform(frames[np.searchsorted(wanted, clip)]) for clip in batch]
-            x = torch.stack(clips_in).to(extractor.device)
+            streams = source.read(batch)  # {"rgb": (b, L, H, W, 3), "flow": (b, L, H, W, 2)} uint8
+            # b x {"rgb": (C, L, h, w), ...} -> {"rgb": (b, C, L, h, w), ...}
+            per_clip = [extractor.transform({k: v[i] for k, v in streams.items()}) for i in range(len(batch))]
+            stacked = {k: torch.stack([clip[k] for clip in per_clip]) for k in per_clip[0]}
+            x = to_device(model_input(stacked), extractor.device)
             with torch.inference_mode():
                 out.append(extractor.features(x).flatten(1).float().cpu().numpy())
     return np.concatenate(out).astype(np.float32)
@@ -204,6 +254,7 @@ def extract_features(
     The status is ``"done"``, ``"skipped"`` (both outputs already there) or ``"failed"`` (the message
     says why; the video's outputs are not written).
     """
+    check_flow(extractor.pre, options.flow)
     out.mkdir(parents=True, exist_ok=True)
     for video in videos:
         clips_path, mean_path = output_paths(out, video)
@@ -211,7 +262,7 @@ def extract_features(
             yield video, "skipped", ""
             continue
         try:
-            if not video.is_file() and not video.is_dir():
+            if needs_video_file(extractor.pre, options.flow) and not video.is_file() and not video.is_dir():
                 raise VideoDecodeError(video, "no such file")
             clip_feats = extract_video(video, extractor=extractor, options=options)
         except (ActionrecError, OSError, RuntimeError, ValueError) as e:

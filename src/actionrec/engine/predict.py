@@ -1,7 +1,11 @@
 """Prediction on video files: a video -> top-k classes, all logits, and optionally a timeline.
 
 The preprocessing is the model's own (its :class:`~actionrec.models.registry.ModelCard`, or the
-``preprocessing`` entry of an actionrec weights card, which records how the weights were trained):
+``preprocessing`` entry of an actionrec weights card, which records how the weights were trained;
+one schema, :class:`~actionrec.data.preprocessing.Preprocessing`). Its streams are read as the
+dataset reads them (:class:`~actionrec.data.sources.SampleSource`): a flow model takes the flow
+``actionrec flow`` wrote for the video (``FlowSource(root)``: the folder ``root/<video stem>``) or
+Farneback flow computed on the fly (``FlowSource(method="farneback")``).
 
 * ``"fps"`` (I3D): the whole video resampled to ``fps`` by index ``int(k * src_fps / fps)``, at most
   ``max_frames`` frames, short side resized (bilinear), centre crop, normalised, one forward pass; the
@@ -25,118 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from actionrec.engine.fast import fast_inference
+from actionrec.data.preprocessing import DEFAULT_CLIPS, Preprocessing
+from actionrec.data.sources import FlowSource, SampleSource
+from actionrec.data.streams import model_input
+from actionrec.engine.fast import fast_inference, map_tensors
 from actionrec.errors import ActionrecError
 
 CHUNK = 32  # frames decoded and resized at a time
-DEFAULT_CLIPS = {"dense": 10, "segment": 1, "uniform": 1, "fps": 1}
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """Everything needed to turn a video file into model input."""
-
-    sampling: str = "dense"
-    num_frames: int = 16
-    frame_interval: int = 1
-    num_segments: int = 8
-    snippet_len: int = 1
-    fps: float | None = None
-    max_frames: int | None = None
-    crop_size: int = 112
-    short_side: int = 128
-    mean: tuple[float, ...] = (0.43216, 0.394666, 0.37645)
-    std: tuple[float, ...] = (0.22803, 0.22145, 0.216989)
-    input_kind: str = "clip"
-    in_channels: int = 3
-
-    @classmethod
-    def from_card(cls, card: Any, *, base: Preprocessing | None = None) -> Preprocessing:
-        """From a ModelCard, or from a weights card's ``preprocessing`` dict (gaps filled from ``base``).
-
-        Both dict schemas are read: the training loop's (``sampling`` a dict of SamplingConfig fields)
-        and ``save_weights``'s (flat ``sampling`` mode, ``num_frames``, ``frame_interval``, ``fps``, ...).
-        """
-        if isinstance(card, Mapping):
-            return cls._from_dict(card, base or cls())
-        mean, std = card.mean_std
-        return cls(
-            sampling=card.sampling,
-            num_frames=card.num_frames,
-            frame_interval=card.frame_interval,
-            num_segments=card.num_frames,
-            fps=card.fps,
-            max_frames=card.max_frames,
-            crop_size=card.crop_size,
-            short_side=card.short_side,
-            mean=tuple(mean),
-            std=tuple(std),
-            input_kind=card.input_kind,
-            in_channels=card.in_channels,
-        )
-
-    @classmethod
-    def _from_dict(cls, d: Mapping[str, Any], base: Preprocessing) -> Preprocessing:
-        from actionrec.models.registry import NORMALIZATION
-
-        s = d.get("sampling") if isinstance(d.get("sampling"), Mapping) else {"mode": d.get("sampling")}
-
-        def pick(*values: Any) -> Any:
-            return next((v for v in values if v is not None), None)
-
-        mean, std = d.get("mean"), d.get("std")
-        if (mean is None or std is None) and d.get("normalization") in NORMALIZATION:
-            mean, std = NORMALIZATION[d["normalization"]]
-        mean, std = tuple(mean or base.mean), tuple(std or base.std)
-        return cls(
-            sampling=pick(s.get("mode"), base.sampling),
-            num_frames=pick(s.get("clip_len"), d.get("num_frames"), base.num_frames),
-            frame_interval=pick(s.get("frame_interval"), d.get("frame_interval"), base.frame_interval),
-            num_segments=pick(s.get("num_segments"), d.get("num_frames"), base.num_segments),
-            snippet_len=pick(s.get("snippet_len"), base.snippet_len),
-            fps=pick(s.get("fps"), d.get("fps"), base.fps),
-            max_frames=pick(s.get("max_frames"), d.get("max_frames"), base.max_frames),
-            crop_size=pick(d.get("crop_size"), base.crop_size),
-            short_side=pick(d.get("short_side"), base.short_side),
-            mean=mean,
-            std=std,
-            input_kind=pick(d.get("input_kind"), base.input_kind),
-            in_channels=pick(d.get("in_channels"), len(mean)),
-        )
-
-    def sampling_config(self, num_clips: int | None = None) -> Any:
-        from actionrec.data.sampling import SamplingConfig
-
-        clips = 1 if self.sampling == "fps" else (num_clips or DEFAULT_CLIPS[self.sampling])
-        return SamplingConfig(
-            mode=self.sampling,
-            clip_len=self.num_frames,
-            frame_interval=self.frame_interval,
-            num_segments=self.num_segments,
-            snippet_len=self.snippet_len,
-            num_clips=clips,
-            fps=self.fps,
-            max_frames=self.max_frames,
-        )
-
-    def transform(self) -> Any:
-        from actionrec.data.transforms import build_transform
-
-        return build_transform(
-            train=False,
-            crop_size=self.crop_size,
-            short_side=self.short_side,
-            mean=self.mean,
-            std=self.std,
-            flow=self.in_channels == 2,
-        )
-
-    def window_seconds(self, src_fps: float) -> float:
-        """The default timeline window: the time one clip of the model spans."""
-        span = self.num_frames * (self.frame_interval if self.sampling == "dense" else 1)
-        if self.sampling == "segment":
-            span = self.num_segments * self.snippet_len
-        return span / (self.fps or src_fps)
+__all__ = ["DEFAULT_CLIPS", "Prediction", "Preprocessing", "Timeline", "predict_video"]
 
 
 @dataclass
@@ -190,28 +90,28 @@ def _class_names(labels: Sequence[str] | None, num_classes: int) -> list[str]:
     return list(labels)
 
 
-def _read_clip(reader: Any, row: np.ndarray, transform: Any) -> torch.Tensor:
-    """(T,) frame indices -> (C, T, H, W), decoded and transformed CHUNK frames at a time.
+def _read_clip(source: SampleSource, row: np.ndarray, transform: Any) -> dict[str, torch.Tensor]:
+    """(T,) frame indices -> each stream's (C, T, H, W), decoded and transformed CHUNK frames at a time.
 
     The test transform (resize, centre crop, normalise) works frame by frame, so chunking changes
     nothing but the memory held: a long HD video never sits in memory as full-size float frames.
     """
-    parts = [transform(reader.get_frames(row[s : s + CHUNK])) for s in range(0, len(row), CHUNK)]
-    return torch.cat(parts, dim=1)  # chunks of (C, t, H, W) -> (C, T, H, W)
+    parts = [transform(source.read(row[s : s + CHUNK])) for s in range(0, len(row), CHUNK)]
+    return {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0]}  # chunks of (C, t, H, W)
 
 
-def _forward(runner: nn.Module, clips: torch.Tensor, *, chunk: int = 8) -> torch.Tensor:
-    """(N, C, T, H, W) -> (N, K) float32 logits."""
+def _forward(runner: nn.Module, clips: Any, n: int, *, chunk: int = 8) -> torch.Tensor:
+    """``n`` clips (a tensor or a dict of streams, (N, C, T, H, W) each) -> (N, K) float32 logits."""
     outs = []
-    for s in range(0, clips.shape[0], chunk):
-        out = runner(clips[s : s + chunk])
+    for s in range(0, n, chunk):
+        out = runner(map_tensors(clips, lambda t, s=s: t[s : s + chunk]))
         outs.append((out if isinstance(out, torch.Tensor) else out["logits"]).float().cpu())
     return torch.cat(outs)
 
 
 def _video_logits(
     runner: nn.Module,
-    reader: Any,
+    source: SampleSource,
     pre: Preprocessing,
     *,
     num_clips: int | None,
@@ -221,15 +121,14 @@ def _video_logits(
     """Mean logits (K,) over the clips the preprocessing samples from frames [start, stop)."""
     from actionrec.data.sampling import sample_indices
 
-    meta = reader.metadata
-    stop = meta.num_frames if stop is None else stop
-    indices = sample_indices(
-        pre.sampling_config(num_clips), num_frames=stop - start, fps=meta.fps, train=False
-    )
+    stop = source.num_frames if stop is None else stop
+    clips = num_clips or DEFAULT_CLIPS[pre.sampling]
+    fps = source.fps if pre.sampling == "fps" else 0.0
+    indices = sample_indices(pre.sampling_config(clips), num_frames=stop - start, fps=fps, train=False)
     transform = pre.transform()
-    clips = torch.stack([_read_clip(reader, row, transform) for row in indices + start])  # (N, C, T, H, W)
-    logits = _forward(runner, clips)
-    return logits.mean(0)  # (N, K) -> (K,)
+    views = [_read_clip(source, row, transform) for row in indices + start]
+    batch = {k: torch.stack([v[k] for v in views]) for k in views[0]}  # (N, C, T, H, W) per stream
+    return _forward(runner, model_input(batch), len(views)).mean(0)  # (N, K) -> (K,)
 
 
 def _windows(num_frames: int, src_fps: float, window: float, stride: float) -> list[tuple[int, int]]:
@@ -243,23 +142,18 @@ def _windows(num_frames: int, src_fps: float, window: float, stride: float) -> l
 
 
 def _timeline(
-    runner: nn.Module, reader: Any, pre: Preprocessing, window: float | None, stride: float | None
+    runner: nn.Module, source: SampleSource, pre: Preprocessing, window: float | None, stride: float | None
 ) -> Timeline:
-    meta = reader.metadata
-    window = window or pre.window_seconds(meta.fps)
+    fps = source.fps
+    window = window or pre.window_seconds(fps)
     stride = stride or window / 2
-    spans = _windows(meta.num_frames, meta.fps, window, stride)
+    spans = _windows(source.num_frames, fps, window, stride)
     clips = 1 if pre.sampling == "dense" else None  # one centred clip per window
     scores = [
-        _video_logits(runner, reader, pre, num_clips=clips, start=a, stop=b).softmax(-1) for a, b in spans
+        _video_logits(runner, source, pre, num_clips=clips, start=a, stop=b).softmax(-1) for a, b in spans
     ]
-    times = np.array([(a + b) / 2 / meta.fps for a, b in spans])
+    times = np.array([(a + b) / 2 / fps for a, b in spans])
     return Timeline(times=times, scores=torch.stack(scores).numpy(), window=window, stride=stride)
-
-
-def _check_input_kind(pre: Preprocessing, path: str | Path) -> None:
-    if pre.input_kind == "two_stream" or pre.in_channels != 3:
-        raise ActionrecError(f"{path}: this model takes optical flow input; predict runs RGB models only")
 
 
 def predict_video(
@@ -275,26 +169,26 @@ def predict_video(
     stride: float | None = None,
     timeline: bool = False,
     num_clips: int | None = None,
+    flow: FlowSource | None = None,
 ) -> Prediction:
     """Classify one video file with the model's own preprocessing (see the module docstring).
 
     ``card`` overrides ``model.card`` (a ModelCard or a weights card's ``preprocessing`` dict).
+    ``flow`` says where a flow model's flow comes from (see the module docstring).
     ``timeline=True`` (or a ``window`` length in seconds) adds class scores over sliding windows
     ``stride`` seconds apart (default: one model clip long, half-overlapping).
     """
-    from actionrec.data.decode import open_video
-
-    model_card = getattr(model, "card", None)
-    base = Preprocessing.from_card(model_card) if model_card is not None else None
-    pre = Preprocessing.from_card(card, base=base) if card is not None else base
-    if pre is None:
-        raise ActionrecError("the model has no card; pass card= (a ModelCard or a preprocessing dict)")
-    _check_input_kind(pre, path)
+    pre = _preprocessing(model, card)
+    streams = tuple(s for s in pre.streams if s in ("rgb", "flow"))
+    if streams != pre.streams:
+        raise ActionrecError(
+            f"{path}: predict reads rgb and flow streams; this model takes {list(pre.streams)}"
+        )
     runner = fast_inference(model, precision=precision)
-    with open_video(path, backend=backend) as reader:
-        logits = _video_logits(runner, reader, pre, num_clips=num_clips)
+    with SampleSource(path, streams=streams, flow=flow, backend=backend) as source:
+        logits = _video_logits(runner, source, pre, num_clips=num_clips)
         names = _class_names(labels, logits.shape[0])
-        line = _timeline(runner, reader, pre, window, stride) if (timeline or window) else None
+        line = _timeline(runner, source, pre, window, stride) if (timeline or window) else None
     probs = logits.softmax(-1)
     order = torch.argsort(logits, descending=True, stable=True)[: min(topk, logits.shape[0])]
     top = [
@@ -304,3 +198,16 @@ def predict_video(
     return Prediction(
         video=str(path), top=top, logits=[float(v) for v in logits], classes=names, timeline=line
     )
+
+
+def _preprocessing(model: nn.Module, card: Any) -> Preprocessing:
+    """``card`` (a ModelCard or a weights card's ``preprocessing`` dict) over the model's own card."""
+    model_card = getattr(model, "card", None)
+    base = Preprocessing.from_card(model_card) if model_card is not None else None
+    if isinstance(card, Mapping):
+        return Preprocessing.from_dict(card, base=base)
+    if card is not None:
+        return Preprocessing.from_card(card)
+    if base is None:
+        raise ActionrecError("the model has no card; pass card= (a ModelCard or a preprocessing dict)")
+    return base

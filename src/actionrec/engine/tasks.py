@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from actionrec.data.streams import model_input
 from actionrec.engine import distributed as D
 from actionrec.engine.config import TaskSection
-from actionrec.engine.fast import to_device
+from actionrec.engine.fast import map_tensors, to_device
 from actionrec.engine.logging import progress
 from actionrec.errors import ConfigError
 
@@ -42,6 +43,27 @@ def split_output(out: Any) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]
     if isinstance(out, Mapping):
         return out.get("logits"), dict(out.get("losses") or {})
     return getattr(out, "logits", None), dict(getattr(out, "losses", None) or {})
+
+
+def _classification_loss(
+    output: Any, logits: torch.Tensor, labels: torch.Tensor, smoothing: float
+) -> torch.Tensor:
+    """Cross-entropy of the logits; a model that predicts at every step of a sequence (an LSTM over
+    frames) may return ``step_logits`` (B, S, K) and ``step_weights`` (S,) beside its ``logits``:
+    the loss is then the weighted mean of the per-step cross-entropies (Ng et al. 2015, §3.2)."""
+    steps = output.get("step_logits") if isinstance(output, Mapping) else None
+    if steps is None:
+        return F.cross_entropy(logits.float(), labels, label_smoothing=smoothing)
+    b, s, k = steps.shape
+    weights = output.get("step_weights")
+    weights = torch.ones(s, device=steps.device) if weights is None else weights.to(steps.device).float()
+    per_step = F.cross_entropy(
+        steps.float().reshape(b * s, k),
+        labels.repeat_interleave(s),
+        label_smoothing=smoothing,
+        reduction="none",
+    ).view(b, s)  # (B*S,) -> (B, S)
+    return (per_step * weights).sum(1).mean() / weights.sum()
 
 
 def higher_is_better(metric: str) -> bool:
@@ -74,7 +96,7 @@ class Task:
             if logits is None or labels is None:
                 raise ConfigError(f"task {self.name}: the model must return logits and the data labels")
             ls = self.label_smoothing if smoothing is None else smoothing
-            terms[CLS] = F.cross_entropy(logits.float(), labels, label_smoothing=ls)
+            terms[CLS] = _classification_loss(output, logits, labels, ls)
         terms.update({k: v.float() for k, v in aux.items()})
         missing = [k for k in self.weights if k not in terms] if self.name != "classify" else []
         if missing or not terms:
@@ -116,6 +138,12 @@ class EpochMeter:
         return {**out, f"{prefix}_clips": count}
 
 
+def _views(x: Any) -> int:
+    """Views per sample of a model input: V of (B, V, C, T, H, W) clips, else 1."""
+    first = x if isinstance(x, torch.Tensor) else next(iter(x.values())) if isinstance(x, dict) else x[0]
+    return first.shape[1] if first.ndim == 6 else 1
+
+
 def batch_size(x: Any) -> int:
     if isinstance(x, torch.Tensor):
         return x.shape[0]
@@ -141,12 +169,12 @@ def validate(
     model.eval()
     meter = EpochMeter()
     for batch in progress(loader, total=len(loader), desc="val", enabled=show):
-        x = to_device(batch["video"], device, channels_last)
+        x = to_device(model_input(batch), device, channels_last)
         y = batch["label"].to(device) if "label" in batch and not task.pretrain else None
         n = batch_size(x)
-        views = x.shape[1] if isinstance(x, torch.Tensor) and x.ndim == 6 else 1
+        views = _views(x)
         if views > 1:
-            x = x.flatten(0, 1)  # (B, V, C, T, H, W) -> (B*V, C, T, H, W)
+            x = map_tensors(x, lambda t: t.flatten(0, 1))  # (B, V, C, T, H, W) -> (B*V, C, T, H, W)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             logits, aux = split_output(model(x))
         if logits is not None:

@@ -6,12 +6,8 @@ bf16/fp16 with a GradScaler on CUDA), channels_last_3d, optional ``torch.compile
 mode, DDP under torchrun. Models may return a tensor of logits or a structure with ``logits`` and a
 ``losses`` dict of auxiliary losses (attribute or key access), which are added to the loss.
 
-Reproducibility: the data order is a pure function of ``(seed, epoch)`` (see
-:class:`~actionrec.engine.distributed.EpochSampler`) and every global generator is reseeded from
-``(seed, epoch, rank)`` at the start of each epoch, so a run resumed from ``last.pt`` replays exactly
-what an uninterrupted run does. ``last.pt`` is written at every epoch end and, after SIGINT/SIGTERM,
-at the next optimiser-step boundary with the number of batches already consumed; resuming then
-re-reads (and discards) those batches to put the data pipeline where it was and restores the RNGs.
+Reproducibility: a run resumed from ``last.pt`` replays exactly what an uninterrupted run does, even
+after SIGINT/SIGTERM mid-epoch (see :mod:`actionrec.engine.loop_state`).
 
 Output folder: ``last.pt``, ``best.pt`` (best validation top-1), ``config.yaml``, ``metrics.jsonl``,
 ``curves.png``, ``model.safetensors`` (final weights + JSON card) and ``tensorboard/`` if installed.
@@ -22,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import random
 import signal
 import sys
 import time
@@ -30,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from actionrec.data.loader import SeededSamples, VideoLoader, collate_samples, seed_worker
+from actionrec.data.streams import model_input
 from actionrec.engine import checkpoint as ckpt
 from actionrec.engine import distributed as D
 from actionrec.engine.config import (
@@ -48,12 +42,15 @@ from actionrec.engine.config import (
 )
 from actionrec.engine.fast import model_to_channels_last, to_device
 from actionrec.engine.logging import MetricsLogger, Throughput, plot_curves, progress
+from actionrec.engine.loop_state import Progress, StopFlag, make_loader, seed_everything, threading_main
 from actionrec.engine.optim import build_optimizer, build_scheduler
 from actionrec.engine.precision import autocast_dtype, cpu_label
 from actionrec.engine.tasks import EpochMeter, Task, batch_size, higher_is_better, validate
 from actionrec.errors import ActionrecError, ConfigError
 from actionrec.layers.cpu_bf16 import guard_cpu_bf16_conv3d
 from actionrec.weights import save_weights
+
+__all__ = ["TrainResult", "seed_everything", "threading_main", "train"]  # the last two: loop_state
 
 
 @dataclass
@@ -73,39 +70,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it at optimiser-step boundaries."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        if threading_main():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for s, old in self._old.items():
-            signal.signal(s, old)
-
-
-def threading_main() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _precision(cfg: Config, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``train.precision`` on ``device`` (see :mod:`actionrec.engine.precision`)."""
     if cfg.train.precision == "fp16" and device.type != "cuda":
@@ -123,52 +87,7 @@ def _compute_threads(cfg: Config, device: torch.device) -> int:
     return max(1, cores - cfg.train.num_workers)
 
 
-def _sums_from(saved: Any) -> dict[str, float]:
-    """Epoch sums from a checkpoint: a mapping, or the [loss, correct, clips] list of older ones."""
-    if isinstance(saved, dict):
-        return {str(k): float(v) for k, v in saved.items()}
-    loss, correct, count = saved
-    return {"loss": loss, "correct": correct, "count": count} if count else {}
-
-
-def _make_loader(dataset: Dataset, *, batch: int, info: D.DistInfo, cfg: Config, train: bool) -> DataLoader:
-    sampler = D.EpochSampler(
-        dataset,
-        rank=info.rank,
-        world_size=info.world_size,
-        shuffle=train,
-        seed=cfg.train.seed,
-        pad=train,
-        per_sample_seeds=train,
-    )
-    workers = cfg.train.num_workers
-    return VideoLoader(  # collates the per-sample failure lists and hands them to the dataset's report
-        SeededSamples(dataset) if train else dataset,
-        batch_size=batch,
-        sampler=sampler,
-        num_workers=workers,
-        collate_fn=collate_samples,
-        worker_init_fn=seed_worker if workers else None,
-        pin_memory=info.device.type == "cuda",
-        drop_last=False,
-        persistent_workers=False,
-    )
-
-
 # ---------------------------------------------------------------- the loop
-
-
-@dataclass
-class _Progress:
-    """Where training stands; saved in every checkpoint."""
-
-    epoch: int = 0  # completed epochs
-    batch_in_epoch: int = 0  # batches of the current epoch already trained on
-    global_step: int = 0  # optimiser steps
-    best_top1: float | None = None  # the best val_top1 seen
-    best_value: float | None = None  # the best value of task.best_metric, which picks best.pt
-    sums: dict[str, float] = field(default_factory=dict)  # the epoch's sums so far (EpochMeter)
-    rng: list[dict[str, Any]] | None = None  # per rank, for a mid-epoch resume
 
 
 def train(
@@ -183,8 +102,9 @@ def train(
     """Train ``cfg.model`` on ``cfg.data`` and write checkpoints, metrics and weights to ``out_dir``.
 
     ``resume=True`` continues from ``out_dir/last.pt`` exactly where it stopped. ``model``,
-    ``train_set`` and ``val_set`` replace what the config would build (datasets yield dicts with
-    ``video`` and ``label``; ``val_set=None`` with a given ``train_set`` disables validation).
+    ``train_set`` and ``val_set`` replace what the config would build (datasets yield dicts with the
+    model's input streams, see :func:`~actionrec.data.streams.model_input`, and ``label``;
+    ``val_set=None`` with a given ``train_set`` disables validation).
     Under torchrun every rank calls this; rank 0 writes the files.
     """
     info = D.init_distributed(cfg.train.device)
@@ -227,9 +147,9 @@ class _Trainer:
             raise ConfigError("model.num_classes: not set and the dataset has no classes")
         self.num_classes = num_classes
         self.model = self._prepare(model if model is not None else self._build_model(num_classes))
-        self.loader = _make_loader(train_set, batch=self.batch, info=info, cfg=cfg, train=True)
+        self.loader = make_loader(train_set, batch=self.batch, info=info, cfg=cfg, train=True)
         self.val_loader = (
-            _make_loader(val_set, batch=self.batch, info=info, cfg=cfg, train=False)
+            make_loader(val_set, batch=self.batch, info=info, cfg=cfg, train=False)
             if val_set is not None and cfg.train.eval_every
             else None
         )
@@ -293,26 +213,22 @@ class _Trainer:
 
     # -------------------------------------------------------------- checkpoints
 
-    def _state_dict(self, p: _Progress) -> dict[str, Any]:
+    def _state_dict(self, p: Progress) -> dict[str, Any]:
         return {
             "model": ckpt.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "epoch": p.epoch,
-            "batch_in_epoch": p.batch_in_epoch,
-            "global_step": p.global_step,
-            "best_top1": p.best_top1,
-            "best_value": p.best_value,
-            "sums": dict(p.sums),
+            **p.state(),
             "rng": D.gather_objects(ckpt.rng_state()),
             "world_size": self.info.world_size,
             "classes": self.classes,
             "config": config_to_dict(self.cfg),
+            "preprocessing": preprocessing_card(self.cfg, self.card) if self.card is not None else None,
             "builder_kwargs": dict(getattr(ckpt.unwrap(self.model), "builder_kwargs", {})),
         }
 
-    def _save(self, p: _Progress, *names: str) -> None:
+    def _save(self, p: Progress, *names: str) -> None:
         state = self._state_dict(p)  # every rank: gathering the RNG states is collective
         D.barrier()
         if self.info.is_main:
@@ -320,29 +236,20 @@ class _Trainer:
                 ckpt.save_checkpoint(self.out / name, state)
         D.barrier()
 
-    def _restore(self) -> _Progress:
+    def _restore(self) -> Progress:
         s = ckpt.load_checkpoint(self.out / "last.pt")
         ckpt.unwrap(self.model).load_state_dict(s["model"])
         self.optimizer.load_state_dict(s["optimizer"])
         self.scheduler.load_state_dict(s["scheduler"])
         if s["scaler"]:
             self.scaler.load_state_dict(s["scaler"])
-        same_world = s["world_size"] == self.info.world_size
-        return _Progress(
-            epoch=s["epoch"],
-            batch_in_epoch=s["batch_in_epoch"] if same_world else 0,
-            global_step=s["global_step"],
-            best_top1=s["best_top1"],
-            best_value=s.get("best_value", s["best_top1"]),
-            sums=_sums_from(s["sums"]),
-            rng=s["rng"] if same_world else None,
-        )
+        return Progress.from_state(s, same_world=s["world_size"] == self.info.world_size)
 
     # -------------------------------------------------------------- one epoch
 
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor], float, int]:
         """The weighted loss, its terms, the correct predictions and the batch size."""
-        x = to_device(batch["video"], self.info.device, self.cfg.train.channels_last)
+        x = to_device(model_input(batch), self.info.device, self.cfg.train.channels_last)
         y = batch.get("label")
         y = y.to(self.info.device, non_blocking=True) if y is not None and not self.task.pretrain else None
         with torch.autocast(
@@ -362,11 +269,11 @@ class _Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
 
-    def _stop_requested(self, flag: _StopFlag) -> bool:
+    def _stop_requested(self, flag: StopFlag) -> bool:
         raised = 1.0 if flag.signum is not None else 0.0
         return D.all_reduce_sum([raised], self.info.device)[0] > 0 if self.info.enabled else raised > 0
 
-    def _start_epoch(self, epoch: int, p: _Progress) -> Any:
+    def _start_epoch(self, epoch: int, p: Progress) -> Any:
         seed_everything(D.mix_seed(self.cfg.train.seed, epoch, self.info.rank))
         self.loader.sampler.set_epoch(epoch)  # type: ignore[attr-defined]
         self.loader.sampler.set_start(p.batch_in_epoch * self.batch)  # type: ignore[attr-defined]
@@ -378,7 +285,7 @@ class _Trainer:
             return itertools.chain([first], it)
         return it
 
-    def _train_epoch(self, epoch: int, p: _Progress, flag: _StopFlag) -> bool:
+    def _train_epoch(self, epoch: int, p: Progress, flag: StopFlag) -> bool:
         """Train one epoch (or its rest); False when stopped by a signal (checkpoint already saved)."""
         it, acc = self._start_epoch(epoch, p), self.cfg.optim.accumulate
         bar = progress(
@@ -422,7 +329,7 @@ class _Trainer:
 
     # -------------------------------------------------------------- the run
 
-    def _end_epoch(self, epoch: int, p: _Progress, logger: MetricsLogger, started: float) -> dict[str, Any]:
+    def _end_epoch(self, epoch: int, p: Progress, logger: MetricsLogger, started: float) -> dict[str, Any]:
         sums = EpochMeter(p.sums).reduced(self.info.device)
         record: dict[str, Any] = {
             "epoch": epoch + 1,
@@ -460,7 +367,7 @@ class _Trainer:
                     print(report, file=sys.stderr)
         return record
 
-    def _improves(self, record: dict[str, Any], p: _Progress) -> bool:
+    def _improves(self, record: dict[str, Any], p: Progress) -> bool:
         """Whether ``record`` beats the best value of ``task.best_metric`` so far (then it is kept)."""
         value = record.get(self.task.best_metric)
         if value is None:
@@ -471,7 +378,7 @@ class _Trainer:
             return True
         return False
 
-    def _finish(self, p: _Progress, history: list[dict[str, Any]], interrupted: bool) -> TrainResult:
+    def _finish(self, p: Progress, history: list[dict[str, Any]], interrupted: bool) -> TrainResult:
         main = self.info.is_main
         weights = None
         if main and not interrupted:
@@ -536,7 +443,7 @@ class _Trainer:
             if self.info.is_main:
                 print(f"no checkpoint in {self.out} yet: starting from the beginning", file=sys.stderr)
             resume = False
-        p = self._restore() if resume else _Progress()
+        p = self._restore() if resume else Progress()
         logger = MetricsLogger(self.out, enabled=self.info.is_main)
         if resume:
             logger.truncate_after(p.epoch)
@@ -544,7 +451,7 @@ class _Trainer:
             logger.path.unlink(missing_ok=True)
         history: list[dict[str, Any]] = []
         try:
-            with _StopFlag() as flag:
+            with StopFlag() as flag:
                 for epoch in range(p.epoch, self.cfg.train.epochs):
                     started = time.time()
                     if not self._train_epoch(epoch, p, flag):
@@ -556,7 +463,7 @@ class _Trainer:
             logger.close()
         return self._finish(p, history, interrupted=False)
 
-    def _interrupted(self, p: _Progress, flag: _StopFlag, history: list[dict[str, Any]]) -> TrainResult:
+    def _interrupted(self, p: Progress, flag: StopFlag, history: list[dict[str, Any]]) -> TrainResult:
         if self.info.is_main:
             name = signal.Signals(flag.signum).name if flag.signum else "a signal on another rank"
             print(

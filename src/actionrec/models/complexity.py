@@ -17,22 +17,13 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from actionrec.engine.fast import to_device
 from actionrec.errors import ConfigError
 from actionrec.models.registry import ModelCard, create_model, example_input, get_card
 
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def to_device(x: Any, device: torch.device | str) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.to(device)
-    if isinstance(x, tuple | list):
-        return type(x)(to_device(v, device) for v in x)
-    if isinstance(x, dict):
-        return {k: to_device(v, device) for k, v in x.items()}
-    return x
 
 
 def count_macs(model: nn.Module, example: Any, *, device: str = "meta") -> int:

@@ -226,6 +226,7 @@ def i3d_inception_v1(*, num_classes: int = 400, **kwargs: Any) -> I3D:
     ModelCard(
         **{**_CARD, "published_gmacs": None, "published_input": "2x64x224x224"},
         in_channels=2,
+        streams=("flow",),
         published_params_m=12.67,
         notes="Optical-flow stream (x, y TV-L1 flow scaled to [-1, 1]); 2 input channels. 12.67M = the "
         "RGB checkpoint's count less one third of Conv3d_1a's kernel; the paper gives GMACs for RGB only. "
@@ -240,6 +241,7 @@ def i3d_inception_v1_flow(*, num_classes: int = 400, **kwargs: Any) -> I3D:
     ModelCard(
         **{**_CARD, "published_gmacs": 216.0, "published_input": "3x64x224x224 + 2x64x224x224"},
         input_kind="two_stream",
+        streams=("rgb", "flow"),
         in_channels=3,
         published_params_m=25.36,
         notes="Two-stream I3D: logits of the RGB and flow networks averaged. Table 1 rounds to 25M "

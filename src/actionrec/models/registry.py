@@ -32,8 +32,11 @@ NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 class ModelCard:
     """What a model is, what it eats and what its paper reports.
 
-    ``input_kind`` says what ``forward`` takes: ``"clip"`` a (B, C, T, H, W) tensor; ``"slowfast"`` a
-    tuple ``(slow, fast)`` of clips; ``"two_stream"`` a dict ``{"rgb": clip, "flow": clip}``.
+    ``streams`` are the sample's streams the model consumes (see :mod:`actionrec.data.streams`): the
+    dataset builds exactly these, and ``forward`` takes the one stream's tensor, or a dict of them
+    when there are several (``{"rgb": clip, "flow": clip}``). ``future_frames`` sizes the ``future``
+    stream. ``input_kind`` says what ``forward`` takes: ``"clip"`` a (B, C, T, H, W) tensor;
+    ``"slowfast"`` one fast-rate clip or a ``(slow, fast)`` tuple; ``"two_stream"`` a dict of streams.
     ``sampling`` is ``"dense"`` (clip_len x frame_interval), ``"segment"`` (TSN segments) or ``"fps"``
     (the whole video resampled to ``fps`` and cut at ``max_frames``).
     """
@@ -42,6 +45,8 @@ class ModelCard:
     arxiv: str
     section: str = ""
     input_kind: str = "clip"
+    streams: tuple[str, ...] = ("rgb",)
+    future_frames: int = 0
     in_channels: int = 3
     num_frames: int = 16
     frame_interval: int = 1

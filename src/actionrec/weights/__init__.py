@@ -123,22 +123,11 @@ def _describe(match: Any, model: nn.Module, card: dict[str, Any] | None) -> str:
 
 
 def _preprocessing(model: nn.Module) -> dict[str, Any] | None:
+    """The model card's preprocessing in the one schema (:mod:`actionrec.data.preprocessing`)."""
+    from actionrec.data.preprocessing import Preprocessing
+
     card = getattr(model, "card", None)
-    if card is None:
-        return None
-    mean, std = card.mean_std
-    keys = (
-        "in_channels",
-        "num_frames",
-        "frame_interval",
-        "fps",
-        "max_frames",
-        "sampling",
-        "crop_size",
-        "short_side",
-        "normalization",
-    )
-    return {**{k: getattr(card, k) for k in keys}, "mean": list(mean), "std": list(std)}
+    return Preprocessing.from_card(card).to_dict() if card is not None else None
 
 
 def save_weights(
