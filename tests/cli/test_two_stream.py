@@ -76,3 +76,17 @@ def test_a_flow_model_without_its_flow_is_one_line(
     argv = ["predict", str(video), "--model", "i3d_inception_v1_flow", "--flow-method", "farneback", "--json"]
     assert main(argv) == 0  # flow computed on the fly instead
     assert len(json.loads(capsys.readouterr().out)["logits"]) == 400
+
+
+def test_stored_flow_alone_needs_no_video_files(flow_data: dict[str, Path], tmp_path: Path) -> None:
+    """A flow-only model reads `rawframes` folders; the videos themselves may be gone."""
+    from actionrec.data.datasets import DataConfig, build_dataset
+    from actionrec.data.preprocessing import Preprocessing
+
+    for name in ("classInd.txt", "trainlist01.txt", "testlist01.txt"):
+        (tmp_path / name).write_bytes((flow_data["videos"] / name).read_bytes())
+    pre = Preprocessing(streams=("flow",), num_frames=4, frame_interval=2, crop_size=32, short_side=32)
+    data = DataConfig(dataset="synthetic", root=str(tmp_path), flow_root=str(flow_data["flow"]))
+    ds = build_dataset(data, subset="test", sampling=pre.sampling_config(), transform=pre.transform(),
+                       streams=pre.streams)  # fmt: skip
+    assert not ds.missing and ds[0]["flow"].shape == (2, 4, 32, 32) and "rgb" not in ds[0]

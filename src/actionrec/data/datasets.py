@@ -42,7 +42,7 @@ from torch.utils.data import Dataset, get_worker_info
 from actionrec.data import annotations as ann
 from actionrec.data.decode import BACKENDS
 from actionrec.data.sampling import SamplingConfig, sample_indices
-from actionrec.data.sources import FLOW_METHODS, FlowSource, SampleSource
+from actionrec.data.sources import FLOW_METHODS, FlowSource, SampleSource, needs_video
 from actionrec.data.streams import StreamTransform
 from actionrec.errors import ActionrecError, ConfigError, DatasetError, VideoDecodeError
 
@@ -161,10 +161,18 @@ class VideoDataset(Dataset):
         self.samples = self._drop_missing(list(samples)) if check_files else list(samples)
 
     # ------------------------------------------------------------ construction
+    def _source_path(self, rel: str) -> Path:
+        """The file a sample is read from: the video, or its flow folder when only stored flow is read."""
+        return (
+            self.root / rel
+            if needs_video(self.streams, self.flow)
+            else self.flow.folder(self.root / rel, rel)
+        )
+
     def _drop_missing(self, samples: list[tuple[str, int]]) -> list[tuple[str, int]]:
         present = []
         for rel, label in samples:
-            if os.path.exists(self.root / rel):
+            if os.path.exists(self._source_path(rel)):
                 present.append((rel, label))
             else:
                 self.missing.append(rel)

@@ -53,6 +53,11 @@ class FlowSource:
         return Path(self.root) / Path(relative if relative is not None else video.name).with_suffix("")
 
 
+def needs_video(streams: tuple[str, ...], flow: FlowSource) -> bool:
+    """Whether reading ``streams`` opens the video file (not for stored flow alone)."""
+    return "rgb" in streams or "future" in streams or ("flow" in streams and flow.method == "farneback")
+
+
 class SampleSource:
     """The readers for ``streams`` of one video; use as a context manager, then :meth:`read`."""
 
@@ -72,7 +77,7 @@ class SampleSource:
         self._stack = contextlib.ExitStack()
         computed = "flow" in streams and self.flow.method == "farneback"
         self.video = None
-        if computed or "rgb" in streams or "future" in streams:
+        if needs_video(streams, self.flow):
             self.video = self._stack.enter_context(open_video(self.path, backend, timeout_s=timeout_s))
         self.flows = None
         if "flow" in streams and not computed:

@@ -24,7 +24,7 @@ whatever the padding (only the centre tap is non-zero), so it reproduces the 2D 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -218,3 +218,33 @@ def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, new)
+
+
+def extend_in_time(trunk: nn.Module, plan: Mapping[str, tuple[int, int]]) -> nn.Module:
+    """Give the named ``1 x h x w`` convs of ``trunk`` a time extent and stride (no time padding);
+    ``plan`` maps a conv's name to ``(time extent, time stride)``.
+
+    The new kernel is the 2D one repeated over time and divided by the extent, so a clip of identical
+    frames gives the 2D response. ``trunk`` is changed in place and returned.
+    """
+    for name, (kt, st) in plan.items():
+        conv = trunk.get_submodule(name)
+        if not isinstance(conv, nn.Conv3d) or conv.kernel_size[0] != 1:
+            raise ValueError(f"{name}: expected a Conv3d with time kernel 1, found {conv}")
+        new = nn.Conv3d(
+            conv.in_channels,
+            conv.out_channels,
+            (kt, *conv.kernel_size[1:]),
+            stride=(st, *conv.stride[1:]),
+            padding=(0, *conv.padding[1:]),  # type: ignore[misc]
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            device=conv.weight.device,
+        )
+        with torch.no_grad():
+            new.weight.copy_(inflate_weight(conv.weight[:, :, 0], kt))
+            if conv.bias is not None:
+                new.bias.copy_(conv.bias)
+        parent, _, child = name.rpartition(".")
+        setattr(trunk.get_submodule(parent) if parent else trunk, child, new)
+    return trunk

@@ -1,6 +1,15 @@
 """Model families, one module each; importing this package registers every model."""
 
-from actionrec.models import c3d, i3d, resnet3d, resnet_nonlocal, single_frame, slowfast  # noqa: F401
+from actionrec.models import (  # noqa: F401
+    c3d,
+    i3d,
+    karpathy,
+    resnet3d,
+    resnet_nonlocal,
+    single_frame,
+    slowfast,
+    snippets,
+)
 from actionrec.models.registry import (
     ModelCard,
     create_model,
