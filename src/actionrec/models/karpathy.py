@@ -54,7 +54,6 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from actionrec.layers.alexnet import AlexNetConfig, AlexNetTrunk, FrameFCHead
@@ -63,7 +62,7 @@ from actionrec.layers.resnet_blocks import init_resnet_weights
 from actionrec.models.base import VideoClassifier
 from actionrec.models.registry import ModelCard, register_model
 from actionrec.models.resnet3d import VideoResNet, small_config
-from actionrec.models.single_frame import FrameScoreHead, load_backbone_weights
+from actionrec.models.single_frame import FrameScoreHead, imagenet_resnet
 
 _PAPER = "Large-scale Video Classification with Convolutional Neural Networks (Karpathy et al., CVPR 2014)"
 Builder = Callable[..., nn.Module]
@@ -213,11 +212,8 @@ class ResNetTrunk(nn.Module):
 
     def __init__(self, arch: str = "resnet18", *, backbone_weights: str | Path | None = None) -> None:
         super().__init__()
-        net = getattr(torchvision.models, arch)()
-        self.num_features = net.fc.in_features
-        net.fc = nn.Identity()
-        if backbone_weights is not None:
-            load_backbone_weights(net, backbone_weights)
+        net = imagenet_resnet(arch, backbone_weights=backbone_weights)
+        self.num_features = net.num_features
         net = inflate(net, time_kernel=1)
         for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
             self.add_module(name, getattr(net, name))

@@ -77,6 +77,17 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
         raise WeightsError(f"{path}: does not fit the frame backbone ({first})") from e
 
 
+def imagenet_resnet(arch: str, *, backbone_weights: str | Path | None = None) -> nn.Module:
+    """A torchvision ResNet without its classifier (``fc`` = identity; ``num_features`` its width),
+    with ImageNet weights from a local state-dict file when given. The frame trunk of every 2D family."""
+    net = getattr(torchvision.models, arch)()
+    net.num_features = net.fc.in_features
+    net.fc = nn.Identity()
+    if backbone_weights is not None:
+        load_backbone_weights(net, backbone_weights)
+    return net
+
+
 class SingleFrameResNet(VideoClassifier):
     """A torchvision 2D ResNet run on every frame, per-frame scores averaged (see the module docstring)."""
 
@@ -89,11 +100,8 @@ class SingleFrameResNet(VideoClassifier):
         backbone_weights: str | Path | None = None,
     ) -> None:
         super().__init__()
-        self.backbone = getattr(torchvision.models, arch)()
-        self.num_features = self.backbone.fc.in_features
-        self.backbone.fc = nn.Identity()  # the classifier lives in self.head
-        if backbone_weights is not None:
-            load_backbone_weights(self.backbone, backbone_weights)
+        self.backbone = imagenet_resnet(arch, backbone_weights=backbone_weights)  # classifier: self.head
+        self.num_features = self.backbone.num_features
         self.num_classes = num_classes
         self.head = FrameScoreHead(self.num_features, num_classes, dropout=dropout)
         init_resnet_weights(self.head)

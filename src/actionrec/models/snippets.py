@@ -42,7 +42,6 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -57,7 +56,7 @@ from actionrec.layers.temporal_pool import (
 from actionrec.models.base import VideoClassifier
 from actionrec.models.registry import ModelCard, register_model
 from actionrec.models.resnet3d import VideoResNet, small_config
-from actionrec.models.single_frame import load_backbone_weights
+from actionrec.models.single_frame import imagenet_resnet
 
 _PAPER = "Beyond Short Snippets: Deep Networks for Video Classification (Ng et al., CVPR 2015)"
 _ARXIV = "1503.08909"
@@ -133,11 +132,8 @@ class ResNetFrameNet(nn.Module):
 
     def __init__(self, arch: str, *, backbone_weights: str | Path | None = None) -> None:
         super().__init__()
-        net = getattr(torchvision.models, arch)()
-        self.num_features = net.fc.in_features
-        net.fc = nn.Identity()
-        if backbone_weights is not None:
-            load_backbone_weights(net, backbone_weights)
+        net = imagenet_resnet(arch, backbone_weights=backbone_weights)
+        self.num_features = net.num_features
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layers = nn.Sequential(net.layer1, net.layer2, net.layer3, net.layer4)
 
