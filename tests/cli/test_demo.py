@@ -14,10 +14,14 @@ from actionrec.data.synth import SYNTH_PAIRS
 
 @pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--out", str(tmp_path), "--quick"]) == 0
+    fusion = "+".join(MODELS) + "=1,1.5"
+    assert main(["demo", "--out", str(tmp_path), "--quick", "--fuse", fusion]) == 0
     out = capsys.readouterr().out
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["models"]) == set(MODELS)
+    assert set(results["models"]) == {*MODELS, fusion}
+    fused = results["models"].pop(fusion)
+    assert fused["fusion_of"] == list(MODELS) and fused["fusion_weights"] == [1.0, 1.5]
+    assert set(fused["pairs"]) == set(SYNTH_PAIRS) and fused["train_clips_per_s"] is None
     for name in MODELS:
         entry = results["models"][name]
         assert 0.0 <= entry["top1"] <= 1.0
@@ -30,6 +34,17 @@ def test_quick_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert (tmp_path / "synthetic-quick" / "classInd.txt").is_file()
     assert (tmp_path / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert "pair: horizontal" in out
+    from actionrec.models.complexity import count_params
+    from actionrec.models.registry import create_model
+
+    sf = results["models"]["single_frame_small"]
+    assert sf["params_m"] == pytest.approx(
+        count_params(create_model("single_frame_small", num_classes=14)) / 1e6, abs=1e-3
+    )
+    assert sf["gmacs"] > 0 and sf["train_clips_per_s"] > 0
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert table[0].startswith("| model | top-1 | horizontal") and len(table) == 3 + len(MODELS)
+    assert table[-1].startswith(f"| `{fusion}`") and table[-1].endswith("| – |")
 
 
 @pytest.mark.slow
@@ -68,3 +83,12 @@ def test_table_layout() -> None:
     assert lines[0].split() == ["temporal", "frame"]
     assert lines[1].split()[-2:] == ["93.8%", "50.0%"]
     assert lines[3].split() == ["pair:", "zoom", "87.5%", "25.0%"]
+
+
+@pytest.mark.parametrize("spec", ["single_frame_small", "single_frame_small+nope", "a+b=1", "x+y=1,0"])
+def test_bad_fusion_spec_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str) -> None:
+    argv = ["demo", "--out", str(tmp_path), "--quick", "--models", "single_frame_small", "r2plus1d_small"]
+    assert main([*argv, "--fuse", spec]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--fuse" in err[0]
+    assert not (tmp_path / "synthetic-quick").exists()  # checked before any work

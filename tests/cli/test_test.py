@@ -148,9 +148,24 @@ def test_two_models_are_fused(setup: dict[str, Path], capsys: pytest.CaptureFixt
     assert report["fusion"]["fusion_weights"] == [1.0, 1.0]
 
 
+def test_svm_fusion_is_fitted_on_the_training_videos(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = setup["root"] / "svm_fusion"
+    data = [f"--data.root={setup['data']}", "--train.num_workers=0", "--precision", "fp32"]
+    assert main(_fusion_argv(setup, out, "--fusion", "svm", *data)) == 0
+    printed = capsys.readouterr().out
+    assert "fusion (linear svm on " in printed
+    fused = json.loads((out / "results.json").read_text())
+    trained_on = len((setup["data"] / "trainlist01.txt").read_text().splitlines())
+    assert fused["num_videos"] == 3 and f"on {trained_on} training videos" in fused["fusion"]
+    assert fused["fusion_weights"] is None and 0.0 <= fused["top1"] <= 1.0
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--fusion", "svm", "--fusion-weights", "1", "2"], "a fitted --fusion learns its own"),
         (["--fusion-weights", "1"], "--fusion-weights: 1 given for 2 --weights files"),
         (["--fusion-weights", "1", "0"], "--fusion-weights must be > 0"),
         (["--aggregate", "logits"], "use --aggregate softmax"),

@@ -91,6 +91,23 @@ def test_multi_view_sample(synth_root: Path) -> None:
     assert torch.equal(one_crop[1]["rgb"], one_crop[1]["rgb"])  # test sampling is deterministic
 
 
+def test_decoded_video_cache_gives_the_same_samples(synth_root: Path) -> None:
+    sampling = SamplingConfig(mode="uniform", clip_len=4, num_clips=2)
+    plain = build_dataset(
+        DataConfig(dataset="synthetic", root=str(synth_root)), subset="test", sampling=sampling,
+        transform=_transform(False),
+    )  # fmt: skip
+    data = DataConfig(dataset="synthetic", root=str(synth_root), cache_mb=16)
+    cached = build_dataset(data, subset="test", sampling=sampling, transform=_transform(False))
+    first = [cached[i]["rgb"] for i in range(len(cached))]  # fills the cache
+    assert cached.frame_cache is not None and len(cached.frame_cache.videos) == len(cached)
+    for i in range(len(cached)):
+        assert torch.equal(cached[i]["rgb"], first[i]) and torch.equal(first[i], plain[i]["rgb"])
+    assert plain.frame_cache is None
+    with pytest.raises(ConfigError, match="cache_mb"):
+        DataConfig(cache_mb=-1)
+
+
 def test_failures_are_replaced_and_reported(broken_root: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         ds = _train_set(broken_root)

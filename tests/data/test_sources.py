@@ -10,7 +10,7 @@ import pytest
 
 from actionrec.data.flow import DONE_MARKER, compute_flow, extract_flow, quantize_flow
 from actionrec.data.flow_frames import FlowFramesReader
-from actionrec.data.sources import FlowSource, SampleSource
+from actionrec.data.sources import FlowSource, FrameCache, SampleSource
 from actionrec.data.synth import write_mp4
 from actionrec.errors import ConfigError
 
@@ -83,3 +83,26 @@ def test_future_frames_come_after_the_clip(moving_square: Path) -> None:
     assert streams["future"].shape == (1, 2, 48, 64, 3)
     left_edge = [int(np.argmax(f[24, :, 0] > 128)) for f in streams["future"][0]]
     assert left_edge == [10 + 2 * 6, 10 + 2 * 8]  # the square's position tells the frame index
+
+
+def test_frame_cache_serves_the_decoded_frames_without_opening_the_file(moving_square: Path) -> None:
+    indices = np.array([[1, 4, 7], [2, 5, 11]])
+    with SampleSource(moving_square, streams=("rgb", "flow"), flow=FlowSource(method="farneback")) as src:
+        plain = src.read(indices)
+    cache = FrameCache(max_mb=1)
+    with SampleSource(moving_square, streams=("rgb",), cache=cache) as src:  # a miss: decodes every frame
+        assert src.video is not None and src.num_frames == NUM_FRAMES
+    assert cache.used == NUM_FRAMES * 48 * 64 * 3
+    flow = FlowSource(method="farneback")
+    with SampleSource(moving_square, streams=("rgb", "flow"), flow=flow, cache=cache) as src:  # a hit
+        assert src.video is None and src.num_frames == NUM_FRAMES and src.fps == FPS
+        cached = src.read(indices)
+    np.testing.assert_array_equal(cached["rgb"], plain["rgb"])
+    np.testing.assert_array_equal(cached["flow"], plain["flow"])
+
+
+def test_frame_cache_keeps_nothing_beyond_its_budget(moving_square: Path) -> None:
+    cache = FrameCache(max_mb=0.05)  # 52 KB: less than the video's 110 KB of frames
+    with SampleSource(moving_square, streams=("rgb",), cache=cache) as src:
+        frames = src.read(np.arange(3))["rgb"]
+    assert cache.used == 0 and cache.get(moving_square) is None and frames.shape == (3, 48, 64, 3)

@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from actionrec.engine.config import load_config
-from actionrec.engine.optim import LrFactor, build_optimizer, param_groups
+from actionrec.engine.optim import LrFactor, build_optimizer, build_scheduler, param_groups
 from actionrec.engine.train import train
 
 
@@ -190,6 +190,29 @@ def test_no_weight_decay_on_bias_and_norm() -> None:
     assert groups[1]["weight_decay"] == 0.0 and len(groups[1]["params"]) == 4  # conv/fc bias, bn weight/bias
     opt = build_optimizer(model, toy_config().optim)
     assert [g["weight_decay"] for g in opt.param_groups] == [0.0, 0.0]  # toy config: weight_decay 0
+
+
+def test_lr_multipliers_get_their_own_groups_and_follow_the_schedule() -> None:
+    model = TinyNet()
+    model.lr_multipliers = lambda: {"conv.weight": 5.0, "conv.bias": 10.0}  # TSN's flow conv1 rule
+    cfg = toy_config(**{"optim.lr": 0.1}).optim
+    opt = build_optimizer(model, cfg)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert lr_of[id(model.conv.weight)] == pytest.approx(0.5)
+    assert lr_of[id(model.conv.bias)] == pytest.approx(1.0)
+    assert lr_of[id(model.fc.weight)] == pytest.approx(0.1) and opt.param_groups[0]["lr"] == pytest.approx(
+        0.1
+    )
+    sched = build_scheduler(opt, cfg, steps_per_epoch=10, epochs=2)
+    opt.step()
+    sched.step()
+    factor = LrFactor(cfg, steps_per_epoch=10, epochs=2)(1)
+    assert lr_of[id(model.conv.weight)] * factor == pytest.approx(
+        next(g["lr"] for g in opt.param_groups if any(p is model.conv.weight for p in g["params"]))
+    )
+    model.lr_multipliers = lambda: {"nope.weight": 2.0}
+    with pytest.raises(ValueError, match="unknown parameters"):
+        build_optimizer(model, cfg)
 
 
 def test_warmup_then_cosine_schedule() -> None:

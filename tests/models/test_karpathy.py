@@ -224,7 +224,10 @@ def test_alexnet_fusions_differ_only_where_time_is_fused() -> None:
 
 
 @pytest.mark.parametrize(
-    "recipe", sorted(CONFIGS.glob("*fusion-small*.yaml")) + sorted(CONFIGS.glob("multires-small*.yaml"))
+    "recipe",
+    sorted(
+        p for kind in ("early", "late", "slow", "multires") for p in CONFIGS.glob(f"{kind}*-small_*.yaml")
+    ),
 )
 def test_recipes_load_and_match_their_names(recipe: Path) -> None:
     cfg = load_config(recipe)

@@ -160,9 +160,10 @@ def run(args: argparse.Namespace) -> int:
     if "pipeline" in suites:
         out["pipeline"] = _suite_pipeline(args)
     if "flow" in suites:
-        from actionrec.bench.flow import bench_flow
+        from actionrec.bench.flow import bench_flow, bench_flow_source
 
         out["flow"] = bench_flow(_video_files(args.videos)[0])
+        out["flow_source"] = bench_flow_source(_video_files(args.videos)[0])
     if "train" in suites:
         out["train"] = _suite_train(args)
     label = out["machine"]["cpu_label"]
@@ -242,6 +243,14 @@ def _print_tables(out: dict[str, Any]) -> None:
     if "flow" in out:
         print(
             table(out["flow"], ["method", "size", "pairs", "pairs_per_s"], title="Optical flow, one thread")
+        )
+    if "flow_source" in out:
+        columns = ["source", "size", "clips", "frames", "clips_per_s", "frames_per_s", "stored_speedup"]
+        columns += ["extract_s", "mean_abs_diff"]
+        print(
+            table(
+                out["flow_source"], columns, title="Flow stored by `actionrec flow` vs on the fly, one thread"
+            )
         )
     if "train" in out:
         print(

@@ -23,7 +23,7 @@ DEMO_FLOW = {"method": "farneback", "bound": 4.0, "short_side": None}
 QUICK_VIDEOS_PER_CLASS = 4
 FULL_VIDEOS_PER_CLASS = 100
 EXAMPLE = """example:
-  actionrec demo --out runs/demo          # about 6 minutes on 2 AMX cores (fp32 AVX2 CPUs: slower)
+  actionrec demo --out runs/demo          # about 4.5 minutes on 2 AMX cores (fp32 AVX2 CPUs: slower)
   actionrec demo --out /tmp/demo --quick  # a smoke run in well under a minute
 """
 
@@ -50,19 +50,84 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="models to compare, each with its packaged synthetic recipe (default: "
         f"{' '.join(MODELS)}); flow models get the benchmark's flow, extracted once",
     )
+    p.add_argument(
+        "--fuse",
+        nargs="+",
+        default=[],
+        metavar="A+B[=WA,WB]",
+        help="late fusions of trained --models to add to the table: the weighted average of their softmax "
+        "scores, e.g. tsn_small+tsn_small_flow=1,1.5 (default weights equal)",
+    )
     return p
 
 
+def parse_fusion(spec: str, models: list[str]) -> tuple[list[str], list[float] | None]:
+    """``"a+b=1,1.5"`` -> (["a", "b"], [1.0, 1.5]); every part must be one of ``models``."""
+    names, _, weights = spec.partition("=")
+    parts = names.split("+")
+    if len(parts) < 2 or any(n not in models for n in parts):
+        raise ActionrecError(f"--fuse {spec}: name two or more of the --models, joined by '+'")
+    if not weights:
+        return parts, None
+    try:
+        values = [float(w) for w in weights.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != len(parts) or any(not w > 0 for w in values):
+        raise ActionrecError(f"--fuse {spec}: give one weight > 0 per model after '=', e.g. =1,1.5")
+    return parts, values
+
+
+def pair_accuracies(result: Any) -> dict[str, float]:
+    """Each synthetic pair's two-way accuracy on its test videos (pairs whose classes are present)."""
+    from actionrec.data.synth import SYNTH_PAIRS
+
+    return {
+        pair: result.pair_accuracy(classes)
+        for pair, classes in SYNTH_PAIRS.items()
+        if all(c in result.classes for c in classes)
+    }
+
+
+def fused_entry(spec: str, results: dict[str, Any], models: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The demo summary of a late fusion of trained models (their test results' softmax scores)."""
+    from actionrec.engine.fusion import fuse_results
+
+    names, weights = parse_fusion(spec, list(models))
+    fused = fuse_results([results[n] for n in names], weights=weights)
+    return {
+        "top1": fused.top1,
+        "pairs": pair_accuracies(fused),
+        "mean_class_accuracy": fused.mean_class_accuracy,
+        "fusion_of": names,
+        "fusion_weights": fused.extra["fusion_weights"],
+        "test_videos": len(fused.labels),
+        "params_m": sum(models[n]["params_m"] for n in names),
+        "gmacs": sum(models[n]["gmacs"] for n in names),
+        "train_clips_per_s": None,
+    }
+
+
 def find_recipe(model_name: str) -> str:
-    """The packaged recipe that trains ``model_name`` on the synthetic benchmark."""
+    """The packaged recipe that trains ``model_name`` on the synthetic benchmark; a registered variant
+    without its own (``conv_fusion_small_sum``) trains with its base model's (``conv_fusion_small``)."""
     from actionrec.engine.config import load_config, packaged_recipes
 
+    found: dict[str, str] = {}
     for name in packaged_recipes():
         if "synthetic" not in name:
             continue
         cfg = load_config(name)
-        if cfg.model.name == model_name and cfg.data.dataset == "synthetic":
-            return name
+        if cfg.data.dataset == "synthetic":
+            found.setdefault(cfg.model.name, name)
+    if model_name in found:
+        return found[model_name]
+    bases = [m for m in found if model_name.startswith(m + "_")]
+    if bases:
+        from actionrec.models.registry import list_models
+
+        if model_name in list_models():
+            return found[max(bases, key=len)]
     raise ActionrecError(f"no packaged recipe trains {model_name} on the synthetic benchmark")
 
 
@@ -103,23 +168,20 @@ def ensure_flow(data: Path) -> Path:
     return folder
 
 
-def _overrides(data: Path, *, quick: bool, flow: Path | None = None) -> list[str]:
-    items = [f"--data.root={data}"]
+def _overrides(model_name: str, data: Path, *, quick: bool, flow: Path | None = None) -> list[str]:
+    # No validation passes while training: each model is tested once, on 3 clips, at the end.
+    items = [f"--model.name={model_name}", f"--data.root={data}", "--train.eval_every=0"]
     if flow is not None:
-        items.append(f"--data.options={{flow_root: {flow}}}")
+        items.append(f"--data.options.flow_root={flow}")
     if quick:
-        items += [
-            "--train.epochs=1",
-            "--optim.warmup_epochs=0",
-            "--train.eval_every=0",
-            "--train.num_workers=0",
-        ]
+        items += ["--train.epochs=1", "--optim.warmup_epochs=0", "--train.num_workers=0"]
     return items
 
 
-def run_model(model_name: str, data: Path, out: Path, *, quick: bool, clips: int) -> dict[str, Any]:
-    """Train one model with its recipe, evaluate it, and return its demo results."""
-    from actionrec.data.synth import SYNTH_PAIRS
+def run_model(
+    model_name: str, data: Path, out: Path, *, quick: bool, clips: int
+) -> tuple[dict[str, Any], Any]:
+    """Train one model with its recipe, evaluate it; its demo summary and its test result."""
     from actionrec.engine.config import load_config
     from actionrec.engine.evaluate import build_test_dataset, evaluate, model_from_weights
     from actionrec.engine.train import train
@@ -127,7 +189,7 @@ def run_model(model_name: str, data: Path, out: Path, *, quick: bool, clips: int
 
     recipe = find_recipe(model_name)
     flow = ensure_flow(data) if "flow" in get_card(model_name).streams else None
-    cfg = load_config(recipe, overrides=_overrides(data, quick=quick, flow=flow))
+    cfg = load_config(recipe, overrides=_overrides(model_name, data, quick=quick, flow=flow))
     print(f"training {model_name} ({recipe})", file=sys.stderr)
     start = time.perf_counter()
     trained = train(cfg, out_dir=out / model_name)
@@ -145,11 +207,8 @@ def run_model(model_name: str, data: Path, out: Path, *, quick: bool, clips: int
         out_dir=out / model_name / "test",
         progress=not quick,
     )
-    pairs = {
-        pair: result.pair_accuracy(classes)
-        for pair, classes in SYNTH_PAIRS.items()
-        if all(c in result.classes for c in classes)
-    }
+    cost = _cost(model, test_set[0], out / model_name / "metrics.jsonl")
+    pairs = pair_accuracies(result)
     return {
         "top1": result.top1,
         "pairs": pairs,
@@ -157,6 +216,28 @@ def run_model(model_name: str, data: Path, out: Path, *, quick: bool, clips: int
         "recipe": recipe,
         "train_seconds": round(train_seconds, 1),
         "test_videos": len(result.labels),
+        **cost,
+    }, result
+
+
+def _cost(model: Any, sample: dict[str, Any], metrics: Path) -> dict[str, float]:
+    """Parameters (M) and GMACs of one view of a test sample (the trained classifier), and the mean
+    training rate over the run's epochs (clips/s, from its metrics log)."""
+    from actionrec.data.streams import INPUT_KEYS, model_input
+    from actionrec.models.complexity import count_macs, count_params
+
+    streams = {k: v for k, v in sample.items() if k in INPUT_KEYS}
+    # (views, C, T, H, W) with several test views, else (C, T, H, W): one view as a batch of 1
+    view = model_input({k: v[:1] if v.dim() == 5 else v.unsqueeze(0) for k, v in streams.items()})
+    rates = [
+        r["train_clips_per_s"]
+        for r in map(json.loads, metrics.read_text().splitlines())
+        if "train_clips_per_s" in r
+    ]
+    return {
+        "params_m": round(count_params(model) / 1e6, 3),
+        "gmacs": round(count_macs(model, view) / 1e9, 4),
+        "train_clips_per_s": round(sum(rates) / max(len(rates), 1), 1),
     }
 
 
@@ -174,6 +255,19 @@ def format_table(models: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(models: dict[str, dict[str, Any]]) -> str:
+    """One row a model: top-1, each pair's two-way accuracy, params, GMACs, mean train clips/s."""
+    pairs = list(next(iter(models.values()))["pairs"]) if models else []
+    head = ["model", "top-1", *pairs, "params (M)", "GMACs", "train clips/s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in models.items():
+        cells = [f"`{name}`", f"{m['top1']:.1%}", *(f"{m['pairs'][p]:.0%}" for p in pairs)]
+        rate = m["train_clips_per_s"]
+        cells += [f"{m['params_m']:.2f}", f"{m['gmacs']:.3f}", "–" if rate is None else f"{rate:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     from actionrec.engine.checkpoint import atomic_write
     from actionrec.engine.plots import plot_comparison
@@ -183,13 +277,20 @@ def run(args: argparse.Namespace) -> int:
     clips = args.clips or (1 if args.quick else 3)
     if clips < 1:
         raise ActionrecError(f"--clips must be >= 1, got {clips}")
+    for name in args.models:
+        find_recipe(name)  # every name checked before hours of training
+    for spec in args.fuse:
+        parse_fusion(spec, args.models)
     data = ensure_data(
         Path(args.data) if args.data else out / ("synthetic-quick" if args.quick else "synthetic"),
         quick=args.quick,
     )
+    models: dict[str, dict[str, Any]] = {}
+    results: dict[str, Any] = {}
     for name in args.models:
-        find_recipe(name)  # every name checked before hours of training
-    models = {name: run_model(name, data, out, quick=args.quick, clips=clips) for name in args.models}
+        models[name], results[name] = run_model(name, data, out, quick=args.quick, clips=clips)
+    for spec in args.fuse:
+        models[spec] = fused_entry(spec, results, models)
     seconds = round(time.perf_counter() - start, 1)
     summary = {
         "models": models,
@@ -200,6 +301,7 @@ def run(args: argparse.Namespace) -> int:
     }
     atomic_write(out / "results.json", lambda f: f.write((json.dumps(summary, indent=2) + "\n").encode()))
     plot_comparison(models, out / "comparison.png")
+    atomic_write(out / "table.md", lambda f: f.write((markdown_table(models) + "\n").encode()))
     print(format_table(models))
-    print(f"\n{seconds:.0f} s; results in {out / 'results.json'}, plots in {out}")
+    print(f"\n{seconds:.0f} s; results in {out / 'results.json'} and {out / 'table.md'}, plots in {out}")
     return 0

@@ -70,6 +70,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="W",
         help="one weight > 0 per --weights file for the fusion, e.g. 1 1.5 (default: equal weights)",
     )
+    p.add_argument(
+        "--fusion",
+        choices=("average", "svm", "logistic"),
+        default="average",
+        help="how several --weights are fused: weighted average of softmax scores (default), or a linear "
+        "SVM / logistic regression on their L2-normalised scores fitted on the training videos' scores",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--clips", type=int, default=1, help="temporal clips per video (default 1)")
     p.add_argument(
@@ -91,7 +98,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from actionrec.engine.config import load_config, save_config
-    from actionrec.engine.fusion import common_videos, fuse_results
+    from actionrec.engine.fusion import common_videos
 
     if args.clips < 1 or args.batch_size < 1:
         raise ActionrecError("--clips and --batch-size must be >= 1")
@@ -99,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
         raise ActionrecError(
             f"--fusion-weights: {len(args.fusion_weights)} given for {len(args.weights)} --weights files"
         )
+    if args.fusion != "average" and args.fusion_weights is not None:
+        raise ActionrecError("--fusion-weights weigh the average; a fitted --fusion learns its own")
     if any(not w > 0 for w in args.fusion_weights or []):  # checked before the slow part; also NaN
         raise ActionrecError(f"--fusion-weights must be > 0, got {' '.join(map(str, args.fusion_weights))}")
     if len(args.weights) > 1 and args.aggregate != "softmax":
@@ -111,12 +120,27 @@ def run(args: argparse.Namespace) -> int:
     results = [_evaluate(cfg, args, dataset, model) for dataset, model, _ in prepared]
     if len(results) > 1:
         results = common_videos(results)
-    fused = fuse_results(results, weights=args.fusion_weights) if len(results) > 1 else None
+    fused = _fuse(cfg, args, prepared, results) if len(results) > 1 else None
     out = Path(args.out)
     _save(results, fused, out)
     save_config(cfg, out / "config.yaml")
     _report(args, results, fused, out)
     return _report_missing(prepared[0][0], scored=len(results[0].labels))
+
+
+def _fuse(cfg: Any, args: argparse.Namespace, prepared: list[Any], results: list[Any]) -> Any:
+    """The fusion of the models' results: averaged, or by a classifier fitted on the training videos."""
+    from actionrec.engine.evaluate import build_test_dataset
+    from actionrec.engine.fusion import fuse_by_classifier, fuse_results
+
+    if args.fusion == "average":
+        return fuse_results(results, weights=args.fusion_weights)
+    train = []
+    for weights, (_, model, _) in zip(args.weights, prepared):
+        views = {"num_clips": args.clips, "num_crops": args.crops}
+        data = build_test_dataset(cfg, model.card, **views, weights=weights, subset="train")
+        train.append(_evaluate(cfg, args, data, model))
+    return fuse_by_classifier(train, results, loss=args.fusion)
 
 
 def _prepare(cfg: Any, args: argparse.Namespace, weights: str) -> tuple[Any, Any, list[str] | None]:
@@ -189,9 +213,10 @@ def _report(args: argparse.Namespace, results: list[Any], fused: Any, out: Path)
             f"views, {result.precision}, {result.seconds:.1f} s)"
         )
     if fused is not None:
-        weights = " : ".join(f"{w:g}" for w in fused.extra["fusion_weights"])
+        ws = fused.extra["fusion_weights"]
+        how = " : ".join(f"{w:g}" for w in ws) if ws else fused.extra.get("fusion", args.fusion)
         print(
-            f"fusion ({weights}): top-1 {fused.top1:.2%}  top-5 {fused.top5:.2%}  "
+            f"fusion ({how}): top-1 {fused.top1:.2%}  top-5 {fused.top5:.2%}  "
             f"mean class {fused.mean_class_accuracy:.2%}  ({len(fused.labels)} videos)"
         )
     print(f"results in {out}")

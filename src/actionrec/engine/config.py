@@ -394,16 +394,18 @@ def build_split(
     num_crops: int = 1,
     replace_failures: bool = True,
     pre: Any = None,
+    augment: bool | None = None,
 ) -> Dataset:
     """The ``subset`` ("train" or "test") of the config's data, the one path train, test, predict and
     features build datasets by. Sampling, crop size, resize and normalisation come from the config,
     gaps filled from the model card; a test split may ask for ``num_clips`` x ``num_crops`` views.
     ``replace_failures=False`` leaves an unreadable video out instead of scoring a stand-in. ``pre``
     (a :class:`~actionrec.data.preprocessing.Preprocessing`, e.g. what a weights file records)
-    replaces the config's and card's preprocessing."""
+    replaces the config's and card's preprocessing. ``augment`` (default: the train subset) draws
+    training's random clips and augmentation; off, the subset gets the test views."""
     from actionrec.data.datasets import build_dataset
 
-    train = subset == "train"
+    train = subset == "train" if augment is None else augment
     pre = pre or preprocessing(cfg, card)
     if not train and num_clips != 1 and pre.sampling == "fps":
         raise ConfigError("sampling mode 'fps' takes the whole video as one clip; use --clips 1")
@@ -418,6 +420,7 @@ def build_split(
     return build_dataset(
         data,
         subset=subset,
+        train=train,
         sampling=pre.sampling_config(1 if train else num_clips),
         transform=transform,
         streams=pre.streams,

@@ -352,11 +352,18 @@ def _metrics(
 
 
 def build_test_dataset(
-    cfg: Any, card: Any, *, num_clips: int = 1, num_crops: int = 1, weights: str | Path | None = None
+    cfg: Any,
+    card: Any,
+    *,
+    num_clips: int = 1,
+    num_crops: int = 1,
+    weights: str | Path | None = None,
+    subset: str = "test",
 ) -> Dataset:
     """The config's test split with ``num_clips`` clips x ``num_crops`` crops per video, built exactly as
     training's validation set is (:func:`actionrec.engine.config.build_split`), with the preprocessing
-    ``weights`` record if they record one; an unreadable test video is left out, never replaced."""
+    ``weights`` record if they record one; an unreadable test video is left out, never replaced.
+    ``subset="train"`` gives the training videos with the same test views (to fit a score fusion)."""
     from actionrec.data.preprocessing import Preprocessing
     from actionrec.engine.config import build_split, preprocessing
 
@@ -366,7 +373,14 @@ def build_test_dataset(
         raise ActionrecError(f"clips must be >= 1, got {num_clips}")
     pre = Preprocessing.from_weights(weights, base=preprocessing(cfg, card))
     return build_split(
-        cfg, card, subset="test", num_clips=num_clips, num_crops=num_crops, replace_failures=False, pre=pre
+        cfg,
+        card,
+        subset=subset,
+        num_clips=num_clips,
+        num_crops=num_crops,
+        replace_failures=False,
+        pre=pre,
+        augment=False,
     )
 
 

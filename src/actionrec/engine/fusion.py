@@ -88,3 +88,32 @@ def fuse_results(results: Sequence[EvalResult], *, weights: Sequence[float] | No
             "left_out": len(set().union(*(r.paths for r in results))) - len(first.paths),
         },
     )
+
+
+def fuse_by_classifier(
+    train: Sequence[EvalResult], test: Sequence[EvalResult], *, loss: str = "svm", c: float = 10.0
+) -> EvalResult:
+    """Late fusion by a linear classifier on the stacked L2-normalised softmax scores (Simonyan &
+    Zisserman 2014, §6): fitted on the models' scores of the training videos, applied to the test
+    videos' (:mod:`actionrec.engine.score_svm`). The fused scores are the softmax of its decision values."""
+    from actionrec.engine import score_svm
+
+    train, test = common_videos(train), common_videos(test)
+    if list(train[0].classes) != list(test[0].classes):
+        raise ActionrecError("the training and test results have different class lists")
+    k = len(test[0].classes)
+    clf = score_svm.fit([r.scores for r in train], train[0].labels, loss=loss, c=c, num_classes=k)
+    z = clf.decision([r.scores for r in test])  # (N, K)
+    scores = np.exp(z - z.max(1, keepdims=True))
+    scores /= scores.sum(1, keepdims=True)
+    fused = fuse_results(test)  # views, paths and bookkeeping of the test results
+    return dataclasses.replace(
+        fused,
+        **_metrics(scores, fused.labels, fused.classes, None, fused.num_views),
+        scores=scores,
+        extra={
+            **fused.extra,
+            "fusion_weights": None,
+            "fusion": f"linear {loss} on {len(train[0].labels)} training videos' scores",
+        },
+    )

@@ -9,6 +9,9 @@
   arXiv:1706.02677, section 2.2), then a half-period cosine to ``min_lr`` ("SGDR", Loshchilov &
   Hutter, 2016, arXiv:1608.03983, eq. 5 without restarts), a step decay at ``milestones`` or a
   constant rate.
+* A model may scale the rate of some parameters: ``model.lr_multipliers()`` maps parameter names to
+  factors (TSN's 5x / 10x on the flow network's first convolution, Wang et al. 2016, §3.2); each
+  factor gets its own groups, so the schedule scales every group alike.
 """
 
 from __future__ import annotations
@@ -25,22 +28,31 @@ if TYPE_CHECKING:
 
 
 def param_groups(model: nn.Module, *, weight_decay: float, no_decay_norm_bias: bool = True) -> list[dict]:
-    """Split trainable parameters into a decayed group and an undecayed one (biases, norm scales)."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for _, p in model.named_parameters():
+    """Trainable parameters in groups by (decay, lr factor): weight decay only on tensors with
+    ``ndim > 1`` (unless ``no_decay_norm_bias`` is off); ``lr_scale`` from ``model.lr_multipliers()``."""
+    hook = getattr(model, "lr_multipliers", None)
+    scales: dict[str, float] = dict(hook()) if callable(hook) else {}
+    unknown = set(scales) - {name for name, _ in model.named_parameters()}
+    if unknown:
+        raise ValueError(f"lr_multipliers names unknown parameters: {sorted(unknown)[:4]}")
+    buckets: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if no_decay_norm_bias and p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
+        decay = not (no_decay_norm_bias and p.ndim <= 1)
+        buckets.setdefault((decay, float(scales.get(name, 1.0))), []).append(p)
+    buckets.setdefault((True, 1.0), [])  # the plain decayed group always exists, first
+    order = sorted(buckets, key=lambda k: (k[1] != 1.0, not k[0], k[1]))
+    return [
+        {"params": buckets[k], "weight_decay": weight_decay if k[0] else 0.0, "lr_scale": k[1]} for k in order
+    ]
 
 
 def build_optimizer(model: nn.Module, cfg: OptimSection) -> torch.optim.Optimizer:
-    """SGD (Nesterov optional) or AdamW over :func:`param_groups`."""
+    """SGD (Nesterov optional) or AdamW over :func:`param_groups`, each group at ``lr * lr_scale``."""
     groups = param_groups(model, weight_decay=cfg.weight_decay, no_decay_norm_bias=cfg.no_decay_norm_bias)
+    for g in groups:
+        g["lr"] = cfg.lr * g["lr_scale"]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0

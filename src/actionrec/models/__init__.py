@@ -2,6 +2,7 @@
 
 from actionrec.models import (  # noqa: F401
     c3d,
+    conv_fusion,
     i3d,
     karpathy,
     resnet3d,
@@ -9,6 +10,8 @@ from actionrec.models import (  # noqa: F401
     single_frame,
     slowfast,
     snippets,
+    tsn,
+    two_stream,
 )
 from actionrec.models.registry import (
     ModelCard,

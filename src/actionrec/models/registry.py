@@ -37,8 +37,9 @@ class ModelCard:
     when there are several (``{"rgb": clip, "flow": clip}``). ``future_frames`` sizes the ``future``
     stream. ``input_kind`` says what ``forward`` takes: ``"clip"`` a (B, C, T, H, W) tensor;
     ``"slowfast"`` one fast-rate clip or a ``(slow, fast)`` tuple; ``"two_stream"`` a dict of streams.
-    ``sampling`` is ``"dense"`` (clip_len x frame_interval), ``"segment"`` (TSN segments) or ``"fps"``
-    (the whole video resampled to ``fps`` and cut at ``max_frames``).
+    ``sampling`` is ``"dense"`` (clip_len x frame_interval), ``"segment"`` (TSN segments of
+    ``snippet_len`` consecutive frames, ``num_frames / snippet_len`` of them) or ``"fps"`` (the whole
+    video resampled to ``fps`` and cut at ``max_frames``).
     """
 
     paper: str
@@ -53,6 +54,7 @@ class ModelCard:
     fps: float | None = None
     max_frames: int | None = None
     sampling: str = "dense"
+    snippet_len: int = 1
     crop_size: int = 112
     short_side: int = 128
     normalization: str = "kinetics"

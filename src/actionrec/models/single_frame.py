@@ -53,23 +53,34 @@ class FrameScoreHead(nn.Module):
         self.fc = self._make_fc(num_classes)
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
-    """Load a torchvision ImageNet state dict (``torch.save(model.state_dict())``) into a frame backbone.
-
-    The ImageNet classifier (``fc.*``) is dropped; every other key must match exactly.
-    """
+def read_backbone_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A local 2D backbone state dict: a torch file (``weights_only``, a ``state_dict`` wrapper
+    unwrapped) or safetensors. Every frame family reads ImageNet weights through this."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: backbone weights file not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt or non-tensor file
-        raise WeightsError(f"{path}: not a torch state dict ({type(e).__name__}: {e})".splitlines()[0]) from e
+        raise WeightsError(f"{path}: not a state dict ({type(e).__name__}: {e})".splitlines()[0]) from e
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: expected a state dict, found {type(state).__name__}")
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    return state
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path, *, drop: tuple[str, ...] = ("fc.",)) -> None:
+    """Load a torchvision ImageNet state dict (``torch.save(model.state_dict())``) into a frame backbone.
+
+    Keys starting with ``drop`` (the ImageNet classifier) are left out; every other key must match.
+    """
+    state = {k: v for k, v in read_backbone_state(path).items() if not k.startswith(drop)}
     try:
         backbone.load_state_dict(state, strict=True)
     except RuntimeError as e:
