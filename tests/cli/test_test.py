@@ -198,3 +198,29 @@ def test_models_of_different_classes_are_not_fused(
     assert main([*argv, f"--data.root={setup['data']}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "class lists differ" in err[-1]
+
+
+def test_tsn_is_tested_on_the_segments_asked_for(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The paper tests TSN on 25 snippets: --segments overrides the 3 the weights record."""
+    torch.manual_seed(0)
+    weights = save_weights(
+        create_model("tsn_small", num_classes=len(CLASSES)), setup["root"] / "tsn.safetensors", labels=CLASSES
+    )
+    data = [f"--data.root={setup['data']}", "--train.num_workers=0", "--precision", "fp32"]
+    out = setup["root"] / "tsn25"
+    argv = ["test", "--config", "tsn-small_1x1x3_synthetic-rgb", "--weights", str(weights), "--out", str(out)]
+    assert main([*argv, "--segments", "25", "--json", *data]) == 0
+    assert json.loads(capsys.readouterr().out)["num_videos"] == 3
+    from actionrec.engine.config import load_config
+    from actionrec.engine.evaluate import build_test_dataset
+    from actionrec.models.registry import get_card
+
+    cfg = load_config("tsn-small_1x1x3_synthetic-rgb", overrides=[f"--data.root={setup['data']}"])
+    card = get_card("tsn_small")
+    assert build_test_dataset(cfg, card, weights=str(weights), num_segments=25)[0]["rgb"].shape[1] == 25
+    assert build_test_dataset(cfg, card, weights=str(weights))[0]["rgb"].shape[1] == 3
+    dense = ["test", "--config", RECIPE, "--weights", str(setup["weights"]), "--out", str(out / "dense")]
+    assert main([*dense, "--segments", "25", *data]) == 2  # a dense model has no segments
+    assert "segments: 25 given for a model sampled by 'dense'" in capsys.readouterr().err

@@ -83,6 +83,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--crops", type=int, choices=(1, 3, 10), default=1, help="spatial crops per clip (default 1)"
     )
     p.add_argument(
+        "--segments",
+        type=int,
+        help="segments per clip for segment-sampled models such as TSN (the paper tests on 25: --segments 25 "
+        "--crops 10); default: what the weights record",
+    )
+    p.add_argument(
         "--aggregate",
         choices=("softmax", "logits"),
         default="softmax",
@@ -138,7 +144,9 @@ def _fuse(cfg: Any, args: argparse.Namespace, prepared: list[Any], results: list
     train = []
     for weights, (_, model, _) in zip(args.weights, prepared):
         views = {"num_clips": args.clips, "num_crops": args.crops}
-        data = build_test_dataset(cfg, model.card, **views, weights=weights, subset="train")
+        data = build_test_dataset(
+            cfg, model.card, **views, weights=weights, subset="train", num_segments=args.segments
+        )
         train.append(_evaluate(cfg, args, data, model))
     return fuse_by_classifier(train, results, loss=args.fusion)
 
@@ -159,7 +167,9 @@ def _prepare(cfg: Any, args: argparse.Namespace, weights: str) -> tuple[Any, Any
 
         name = read_card(weights).get("model") or name
     card = get_card(name)
-    dataset = build_test_dataset(cfg, card, num_clips=args.clips, num_crops=args.crops, weights=weights)
+    dataset = build_test_dataset(
+        cfg, card, num_clips=args.clips, num_crops=args.crops, weights=weights, num_segments=args.segments
+    )
     classes = [str(c) for c in getattr(dataset, "classes", [])]
     overrides = cfg.model.overrides if name == cfg.model.name else {}
     model, labels = model_from_weights(

@@ -16,6 +16,7 @@ arXiv:1406.2199) and TSN (Wang et al., 2016, arXiv:1608.00859) papers fuse RGB a
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -359,11 +360,13 @@ def build_test_dataset(
     num_crops: int = 1,
     weights: str | Path | None = None,
     subset: str = "test",
+    num_segments: int | None = None,
 ) -> Dataset:
     """The config's test split with ``num_clips`` clips x ``num_crops`` crops per video, built exactly as
     training's validation set is (:func:`actionrec.engine.config.build_split`), with the preprocessing
     ``weights`` record if they record one; an unreadable test video is left out, never replaced.
-    ``subset="train"`` gives the training videos with the same test views (to fit a score fusion)."""
+    ``subset="train"`` gives the training videos with the same test views (to fit a score fusion).
+    ``num_segments`` overrides a segment-sampled model's segments (TSN tests on 25, §4.1)."""
     from actionrec.data.preprocessing import Preprocessing
     from actionrec.engine.config import build_split, preprocessing
 
@@ -372,6 +375,10 @@ def build_test_dataset(
     if num_clips < 1:
         raise ActionrecError(f"clips must be >= 1, got {num_clips}")
     pre = Preprocessing.from_weights(weights, base=preprocessing(cfg, card))
+    if num_segments is not None:
+        if pre.sampling != "segment" or num_segments < 1:
+            raise ActionrecError(f"segments: {num_segments} given for a model sampled by {pre.sampling!r}")
+        pre = dataclasses.replace(pre, num_segments=num_segments)
     return build_split(
         cfg,
         card,
