@@ -92,3 +92,12 @@ def test_bad_fusion_spec_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--fuse" in err[0]
     assert not (tmp_path / "synthetic-quick").exists()  # checked before any work
+
+
+def test_a_variant_trains_with_its_base_recipe_only_when_it_reads_the_same_input() -> None:
+    from actionrec.cli.demo import _same_input, find_recipe
+    from actionrec.models.registry import get_card
+
+    assert find_recipe("conv_fusion_small_sum") == find_recipe("conv_fusion_small")
+    assert find_recipe("tsn_small_rgbdiff") != find_recipe("tsn_small")  # its own recipe
+    assert not _same_input(get_card("tsn_small_rgbdiff"), get_card("tsn_small"))  # 6 frames a segment, not 1

@@ -224,3 +224,18 @@ def test_tsn_is_tested_on_the_segments_asked_for(
     dense = ["test", "--config", RECIPE, "--weights", str(setup["weights"]), "--out", str(out / "dense")]
     assert main([*dense, "--segments", "25", *data]) == 2  # a dense model has no segments
     assert "segments: 25 given for a model sampled by 'dense'" in capsys.readouterr().err
+
+
+def test_a_fitted_fusion_needs_two_models(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "test",
+        "--config",
+        RECIPE,
+        "--weights",
+        str(setup["weights"]),
+        "--out",
+        str(setup["root"] / "one"),
+    ]
+    assert main([*argv, "--fusion", "svm", f"--data.root={setup['data']}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fuses two or more --weights files" in err[0]

@@ -104,6 +104,9 @@ def test_decoded_video_cache_gives_the_same_samples(synth_root: Path) -> None:
     for i in range(len(cached)):
         assert torch.equal(cached[i]["rgb"], first[i]) and torch.equal(first[i], plain[i]["rgb"])
     assert plain.frame_cache is None
+    tiny = DataConfig(dataset="synthetic", root=str(synth_root), cache_mb=0.01)  # holds no video
+    full = build_dataset(tiny, subset="test", sampling=sampling, transform=_transform(False))
+    assert torch.equal(full[0]["rgb"], plain[0]["rgb"]) and full.frame_cache.videos == {}
     with pytest.raises(ConfigError, match="cache_mb"):
         DataConfig(cache_mb=-1)
 

@@ -138,6 +138,13 @@ def test_cross_modality_init_and_lr_multipliers(imagenet_r50: tuple[Path, dict[s
     assert all(g["lr"] == pytest.approx(0.01) for g in opt.param_groups if g is not fast[0])
     # RGB, or flow from scratch: no cross-modality, no multipliers
     assert create_model("tsn_small_flow", num_classes=4).lr_multipliers() == {}
+    # RGB difference: cross-modality init, but conv1 at 1x (the released code speeds up flow only)
+    diff = create_model("tsn_r50_rgbdiff", num_classes=4, backbone_weights=str(path))
+    assert diff.backbone.conv1.weight.shape[1] == 15 and diff.lr_multipliers() == {}
+    # the trainer builds its optimiser on the unwrapped model, so a compiled one keeps its multipliers
+    from actionrec.engine.checkpoint import unwrap
+
+    assert unwrap(torch.compile(model)).lr_multipliers() == {"backbone.conv1.weight": 5.0}
 
 
 def test_r50_parameters_match_mmaction2() -> None:

@@ -124,11 +124,18 @@ def find_recipe(model_name: str) -> str:
         return found[model_name]
     bases = [m for m in found if model_name.startswith(m + "_")]
     if bases:
-        from actionrec.models.registry import list_models
+        from actionrec.models.registry import get_card, list_models
 
-        if model_name in list_models():
-            return found[max(bases, key=len)]
+        base = max(bases, key=len)
+        if model_name in list_models() and _same_input(get_card(model_name), get_card(base)):
+            return found[base]
     raise ActionrecError(f"no packaged recipe trains {model_name} on the synthetic benchmark")
+
+
+def _same_input(a: Any, b: Any) -> bool:
+    """Whether two cards read the same sample (streams, sampling, frames, input size)."""
+    keys = ("streams", "sampling", "num_frames", "snippet_len", "frame_interval", "crop_size", "in_channels")
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 
 def ensure_data(folder: Path, *, quick: bool) -> Path:

@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         raise ActionrecError(
             f"--fusion-weights: {len(args.fusion_weights)} given for {len(args.weights)} --weights files"
         )
+    if args.fusion != "average" and len(args.weights) < 2:
+        raise ActionrecError(f"--fusion {args.fusion} fuses two or more --weights files; one was given")
     if args.fusion != "average" and args.fusion_weights is not None:
         raise ActionrecError("--fusion-weights weigh the average; a fitted --fusion learns its own")
     if any(not w > 0 for w in args.fusion_weights or []):  # checked before the slow part; also NaN

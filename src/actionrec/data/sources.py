@@ -68,8 +68,11 @@ class FrameCache:
     def get(self, path: Path) -> tuple[np.ndarray, float] | None:
         return self.videos.get(str(path))
 
+    def fits(self, nbytes: int) -> bool:
+        return self.used + nbytes <= self.max_bytes
+
     def put(self, path: Path, frames: np.ndarray, fps: float) -> None:
-        if self.used + frames.nbytes <= self.max_bytes:
+        if self.fits(frames.nbytes):
             self.videos[str(path)] = (frames, fps)
             self.used += frames.nbytes
 
@@ -102,19 +105,22 @@ class SampleSource:
         self.cached = cache.get(self.path) if cache is not None else None
         if needs_video(streams, self.flow) and self.cached is None:
             self.video = self._stack.enter_context(open_video(self.path, backend, timeout_s=timeout_s))
+            if not self.video.metadata.num_frames:
+                raise VideoDecodeError(self.path, "no frames")
             if cache is not None:
                 self.cached = self._decode_all(cache)
         self.flows = None
         if "flow" in streams and not computed:
             self.flows = FlowFramesReader(self.flow.folder(self.path, relative))
-        if self.video is not None and not self.video.metadata.num_frames:
-            raise VideoDecodeError(self.path, "no frames")
 
     def _decode_all(self, cache: FrameCache) -> tuple[np.ndarray, float] | None:
         """Every frame of the open video into ``cache``; None (read as usual) when that fails."""
         video = self.video
         assert video is not None
         n = int(video.metadata.num_frames or 0)
+        meta = video.metadata
+        if not cache.fits(n * int(meta.height or 0) * int(meta.width or 0) * 3):
+            return None  # full: read only the sampled frames, as without a cache
         try:
             frames = np.ascontiguousarray(video.get_frames(np.arange(n)))  # (T, H, W, 3)
         except (VideoDecodeError, ValueError, IndexError):

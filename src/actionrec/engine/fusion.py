@@ -95,7 +95,9 @@ def fuse_by_classifier(
 ) -> EvalResult:
     """Late fusion by a linear classifier on the stacked L2-normalised softmax scores (Simonyan &
     Zisserman 2014, §6): fitted on the models' scores of the training videos, applied to the test
-    videos' (:mod:`actionrec.engine.score_svm`). The fused scores are the softmax of its decision values."""
+    videos' (:mod:`actionrec.engine.score_svm`). The fused scores are the softmax of its decision values.
+    The models saw those training videos, so their scores there are more confident than on new videos;
+    the classifier learns from that overfit picture."""
     from actionrec.engine import score_svm
 
     train, test = common_videos(train), common_videos(test)

@@ -10,7 +10,7 @@
   Hutter, 2016, arXiv:1608.03983, eq. 5 without restarts), a step decay at ``milestones`` or a
   constant rate.
 * A model may scale the rate of some parameters: ``model.lr_multipliers()`` maps parameter names to
-  factors (TSN's 5x / 10x on the flow network's first convolution, Wang et al. 2016, §3.2); each
+  factors (TSN's 5x / 10x on the flow network's first convolution, from its released code); each
   factor gets its own groups, so the schedule scales every group alike.
 """
 

@@ -159,7 +159,7 @@ class _Trainer:
         if self.n_batches == 0:
             raise ConfigError("train.batch_size: the training set yields no batch")
         steps = -(-self.n_batches // cfg.optim.accumulate)
-        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.optimizer = build_optimizer(ckpt.unwrap(self.model), cfg.optim)  # names as the model gives them
         self.scheduler = build_scheduler(
             self.optimizer, cfg.optim, steps_per_epoch=steps, epochs=cfg.train.epochs
         )

@@ -17,8 +17,9 @@ Deep Action Recognition", ECCV 2016, arXiv 1608.00859.
   partial BN (only the first BatchNorm keeps estimating statistics and learning its affine
   parameters; every later one is frozen in eval mode) and dropout after global pooling (0.8 for RGB,
   0.7 for flow; ``rgbdiff`` counts as a temporal stream here and gets 0.7, our choice). The
-  classifier is initialised N(0, 0.001) as in tsn-pytorch. With cross-modality pre-training the new
-  ``conv1`` learns 5x faster (weights; 10x for a bias), as in the released Caffe solvers, through
+  classifier is initialised N(0, 0.001) as in tsn-pytorch. With cross-modality pre-training the flow
+  network's ``conv1`` learns 5x faster (weights; 10x for a bias), as the released code does (not a
+  number of the paper; RGB difference keeps 1x there and here), through
   :meth:`TSN.lr_multipliers` (read by :func:`actionrec.engine.optim.param_groups`).
 
 Backbones: ``r50`` (torchvision ResNet-50, MMAction2's TSN), ``bninception`` (the paper's BN-Inception,
@@ -218,6 +219,7 @@ class TSN(VideoClassifier):
         set_input_channels(self.backbone, spec.first_conv, channels, pretrained=backbone_weights is not None)
         self.first_conv = spec.first_conv
         self.cross_modality = backbone_weights is not None and modality != "rgb"
+        self.fast_conv1 = self.cross_modality and modality == "flow"  # tsn-pytorch: flow only
         self.partial_bn = backbone != "small" if partial_bn is None else partial_bn
         for bn in self._frozen_bns():
             bn.requires_grad_(False)
@@ -240,8 +242,9 @@ class TSN(VideoClassifier):
         return self
 
     def lr_multipliers(self) -> dict[str, float]:
-        """5x on the cross-modality conv1 weight, 10x on its bias (empty for RGB or from scratch)."""
-        if not self.cross_modality:
+        """5x on the cross-modality conv1 weight, 10x on its bias, for flow (the released training code
+        does this for flow only; empty for RGB, RGB difference or from scratch)."""
+        if not self.fast_conv1:
             return {}
         conv = self.backbone.get_submodule(self.first_conv)
         out = {f"backbone.{self.first_conv}.weight": CONV1_LR[0]}
