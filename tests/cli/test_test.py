@@ -73,6 +73,8 @@ def test_clips_times_crops_views(setup: dict[str, Path], capsys: pytest.CaptureF
         (["--optim.nonsense=3"], "optim.nonsense: unknown key"),
         (["--clips", "0"], "--clips"),
         (["--config", "no_such_recipe"], "no such config file"),
+        (["--fusion", "svm"], "fuses two or more --weights files"),
+        (["--segments", "25"], "segments: 25 given for a model sampled by 'dense'"),
     ],
 )
 def test_bad_input_is_one_line(
@@ -221,21 +223,3 @@ def test_tsn_is_tested_on_the_segments_asked_for(
     card = get_card("tsn_small")
     assert build_test_dataset(cfg, card, weights=str(weights), num_segments=25)[0]["rgb"].shape[1] == 25
     assert build_test_dataset(cfg, card, weights=str(weights))[0]["rgb"].shape[1] == 3
-    dense = ["test", "--config", RECIPE, "--weights", str(setup["weights"]), "--out", str(out / "dense")]
-    assert main([*dense, "--segments", "25", *data]) == 2  # a dense model has no segments
-    assert "segments: 25 given for a model sampled by 'dense'" in capsys.readouterr().err
-
-
-def test_a_fitted_fusion_needs_two_models(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [
-        "test",
-        "--config",
-        RECIPE,
-        "--weights",
-        str(setup["weights"]),
-        "--out",
-        str(setup["root"] / "one"),
-    ]
-    assert main([*argv, "--fusion", "svm", f"--data.root={setup['data']}"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "fuses two or more --weights files" in err[0]
