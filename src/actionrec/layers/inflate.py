@@ -59,6 +59,22 @@ def cross_modality_init(conv_weight: torch.Tensor, in_channels: int) -> torch.Te
     return mean.expand(-1, in_channels, *conv_weight.shape[2:]).contiguous()
 
 
+def set_in_channels(conv: nn.Conv2d | nn.Conv3d, channels: int, *, from_rgb: bool = True) -> None:
+    """Make ``conv`` (a network's first layer) take ``channels`` inputs, in place: its kernel by
+    :func:`cross_modality_init` from the RGB one, or, ``from_rgb=False`` (nothing pretrained), a fresh
+    kaiming-normal kernel (torchvision ResNet's init). Its bias, if any, is kept."""
+    if conv.in_channels == channels:
+        return
+    weight = conv.weight.detach()
+    if from_rgb:
+        new = cross_modality_init(weight, channels)  # (O, 3, ...) -> (O, channels, ...)
+    else:
+        new = weight.new_empty(weight.shape[0], channels, *weight.shape[2:])
+        nn.init.kaiming_normal_(new, mode="fan_out", nonlinearity="relu")
+    conv.weight = nn.Parameter(new)
+    conv.in_channels = channels
+
+
 class InflatedConv3d(nn.Conv3d):
     """``nn.Conv3d`` whose time padding is zeros (as usual) or replicates the edge frames."""
 
@@ -183,10 +199,7 @@ def inflate(
         if new is not None:
             _set_submodule(model, name, new)
     if in_channels is not None:
-        first = next(m for m in model.modules() if isinstance(m, nn.Conv3d))
-        if first.in_channels != in_channels:
-            first.weight = nn.Parameter(cross_modality_init(first.weight.data, in_channels))
-            first.in_channels = in_channels
+        set_in_channels(next(m for m in model.modules() if isinstance(m, nn.Conv3d)), in_channels)
     return model
 
 

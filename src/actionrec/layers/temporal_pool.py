@@ -77,14 +77,18 @@ class _PoolingHead(nn.Module):
         return x if pre_logits else self.fc(x)
 
 
-class ConvPoolingHead(_PoolingHead):
-    """Conv pooling: pool over time at every position of the last conv maps, then FC layers (§3.1)."""
+class _MlpPoolingHead(_PoolingHead):
+    """A pooling head with FC layers ``fc_dims`` (before or after the pooling)."""
 
     def __init__(
         self, in_features: int, num_classes: int, *, fc_dims: Sequence[int], pool: str, dropout: float
     ) -> None:
         super().__init__(fc_dims[-1] if fc_dims else in_features, num_classes, pool=pool)
         self.mlp = mlp(in_features, fc_dims, dropout)
+
+
+class ConvPoolingHead(_MlpPoolingHead):
+    """Conv pooling: pool over time at every position of the last conv maps, then FC layers (§3.1)."""
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = pool_time(x, self.pool, dim=2)  # (B, F, T, h, w) -> (B, F, h, w)
@@ -92,14 +96,8 @@ class ConvPoolingHead(_PoolingHead):
         return self.classify(self.mlp(x), pre_logits)
 
 
-class LatePoolingHead(_PoolingHead):
+class LatePoolingHead(_MlpPoolingHead):
     """Late pooling: FC layers on every frame, then pool over time (§3.1)."""
-
-    def __init__(
-        self, in_features: int, num_classes: int, *, fc_dims: Sequence[int], pool: str, dropout: float
-    ) -> None:
-        super().__init__(fc_dims[-1] if fc_dims else in_features, num_classes, pool=pool)
-        self.mlp = mlp(in_features, fc_dims, dropout)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.flatten(3).mean(-1).transpose(1, 2)  # (B, F, T, h, w) -> (B, F, T) -> (B, T, F)

@@ -47,7 +47,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from actionrec.layers.consensus import ConsensusKind, SegmentConsensus
-from actionrec.layers.inflate import cross_modality_init
+from actionrec.layers.inflate import set_in_channels
 from actionrec.models.base import VideoClassifier
 from actionrec.models.registry import ModelCard, register_model
 from actionrec.models.resnet3d import VideoResNet, small_config
@@ -120,23 +120,6 @@ class FrameTrunk(nn.Module):
         for name in self.stages:
             x = getattr(self, name)(x)
         return x.squeeze(2) if self.video else x
-
-
-def set_input_channels(trunk: FrameTrunk, conv_name: str, channels: int, *, pretrained: bool) -> None:
-    """Give the first conv ``channels`` inputs: cross-modality init (§3.2) from its RGB kernel when
-    ``pretrained``, else a fresh kaiming-normal kernel (torchvision ResNet's init)."""
-    conv = trunk.get_submodule(conv_name)
-    assert isinstance(conv, nn.Conv2d | nn.Conv3d)
-    if conv.in_channels == channels:
-        return
-    weight = conv.weight.detach()
-    if pretrained:
-        new = cross_modality_init(weight, channels)  # (O, 3, ...) -> (O, channels, ...)
-    else:
-        new = weight.new_empty(weight.shape[0], channels, *weight.shape[2:])
-        nn.init.kaiming_normal_(new, mode="fan_out", nonlinearity="relu")
-    conv.weight = nn.Parameter(new)
-    conv.in_channels = channels
 
 
 # ---------------------------------------------------------------- the model
@@ -216,7 +199,8 @@ class TSN(VideoClassifier):
         if backbone_weights is not None:
             load_backbone_weights(self.backbone, backbone_weights, drop=_CLASSIFIER_KEYS)
         channels = {"rgb": 3, "flow": 2 * self.snippet_len, "rgbdiff": 3 * self.snippet_len}[modality]
-        set_input_channels(self.backbone, spec.first_conv, channels, pretrained=backbone_weights is not None)
+        first = self.backbone.get_submodule(spec.first_conv)
+        set_in_channels(first, channels, from_rgb=backbone_weights is not None)  # type: ignore[arg-type]
         self.first_conv = spec.first_conv
         self.cross_modality = backbone_weights is not None and modality != "rgb"
         self.fast_conv1 = self.cross_modality and modality == "flow"  # tsn-pytorch: flow only

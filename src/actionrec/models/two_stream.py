@@ -41,7 +41,7 @@ from torch import nn
 
 from actionrec.errors import WeightsError
 from actionrec.layers.cnn_m import CNNM2048
-from actionrec.layers.inflate import cross_modality_init
+from actionrec.layers.inflate import cross_modality_init, set_in_channels
 from actionrec.layers.stream_fusion import log_mean_softmax
 from actionrec.models.base import VideoClassifier
 from actionrec.models.registry import ModelCard, register_model
@@ -120,25 +120,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("trunk."): v for k, v in read_backbone_state(path).items()}
 
 
-def _set_first_conv(net: nn.Module, name: str, in_channels: int) -> None:
-    """Replace the conv at ``name`` by the same conv taking ``in_channels`` inputs."""
-    old = net.get_submodule(name)
-    cls = type(old)
-    new = cls(
-        in_channels,
-        old.out_channels,
-        old.kernel_size,
-        stride=old.stride,
-        padding=old.padding,
-        bias=old.bias is not None,
-    )
-    nn.init.kaiming_normal_(new.weight, mode="fan_out", nonlinearity="relu")
-    if new.bias is not None:
-        nn.init.zeros_(new.bias)
-    parent, _, leaf = name.rpartition(".")
-    setattr(net.get_submodule(parent) if parent else net, leaf, new)
-
-
 def load_rgb_weights(net: nn.Module, backbone: str, state: dict[str, torch.Tensor], in_channels: int) -> None:
     """Load an RGB state dict into ``net`` (already built for ``in_channels``), the classifier dropped;
     for other than 3 inputs the first conv is cross-modality initialised (mean over RGB, replicated)."""
@@ -171,7 +152,7 @@ def build_tower(
     """A spatial (``in_channels=3``) or temporal (``2L``) tower of ``backbone``, split into its parts."""
     net = _rgb_net(backbone, dropout, temporal)
     if in_channels != 3:
-        _set_first_conv(net, _FIRST_CONV[backbone], in_channels)
+        set_in_channels(net.get_submodule(_FIRST_CONV[backbone]), in_channels, from_rgb=False)  # type: ignore[arg-type]
     if backbone_weights is not None:
         state = backbone_weights if isinstance(backbone_weights, dict) else read_state_dict(backbone_weights)
         load_rgb_weights(net, backbone, dict(state), in_channels)
