@@ -70,3 +70,22 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     assert main(["convert", str(tmp_path / "missing.pkl"), str(tmp_path / "o.safetensors")]) == 2
     assert "weights file not found" in capsys.readouterr().err
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_timesformer_checkpoint_names_its_scheme_and_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """An official-layout .pyth: the scheme from its keys, frames / size / depth from its shapes."""
+    shape = {"num_frames": 4, "img_size": 32, "depth": 2}
+    model = create_model("timesformer_tiny_joint", num_classes=7, **shape)
+    state = {f"model.{k.replace('head.fc.', 'head.')}": v for k, v in model.state_dict().items()}
+    torch.save({"epoch": 3, "model_state": state, "cfg": "TRAIN: {}"}, tmp_path / "joint.pyth")
+    dst = tmp_path / "joint.safetensors"
+    assert main(["convert", str(tmp_path / "joint.pyth"), str(dst), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["model"] == "timesformer_tiny_joint" and summary["num_classes"] == 7
+    assert summary["layout"] == "timesformer-official"
+    card = read_card(dst)
+    assert card["builder_kwargs"] == shape
+    loaded = create_model("timesformer_tiny_joint", num_classes=7, weights=dst, **shape)
+    torch.testing.assert_close(loaded.time_embed, model.time_embed)

@@ -23,7 +23,19 @@ REDUCED_FRAMES, REDUCED_SIZES = 8, (32, 64)
 # name -> (frames, size) for models that cannot run on the reduced clip.
 INPUT_OVERRIDES: dict[str, tuple[int, int]] = {}
 # Models whose forward + backward on the reduced clip is too slow for the quick (not slow) run.
-HEAVY = ("*r50*", "*inception*", "i3d*", "slowfast*", "c3d*", "r2plus1d_34", "*cnn_m2048*", "*vgg16*")
+HEAVY = (
+    "timesformer_base*",
+    "timesformer_hr",
+    "timesformer_l",
+    "*r50*",
+    "*inception*",
+    "i3d*",
+    "slowfast*",
+    "c3d*",
+    "r2plus1d_34",
+    "*cnn_m2048*",
+    "*vgg16*",
+)
 
 
 def _marked(names: list[str]) -> list[object]:

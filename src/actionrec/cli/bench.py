@@ -11,7 +11,8 @@ from typing import Any
 
 from actionrec.errors import ActionrecError
 
-SUITES = ("models", "fast", "pipeline", "flow", "train")
+SUITES = ("models", "fast", "pipeline", "flow", "train", "attention")
+DEFAULT_SUITES = ("models", "fast", "pipeline", "flow", "train")  # attention: minutes of ViT-B steps
 DEFAULT_VIDEOS = (
     "arm_wrestling.mp4",
     "pool_cleaning.mp4",
@@ -29,7 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog="example: actionrec bench --suite models,fast --models 'r2plus1d*' --json > bench.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--suite", default=",".join(SUITES), help=f"comma-separated subset of {','.join(SUITES)}")
+    p.add_argument(
+        "--suite",
+        default=",".join(DEFAULT_SUITES),
+        help=f"comma-separated subset of {','.join(SUITES)} (default: all but attention)",
+    )
     p.add_argument("--models", default="*", help="model name pattern for the models suite (default: all)")
     p.add_argument(
         "--modes",
@@ -44,6 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="folder of videos for the pipeline/flow suites (default: ../shared/data/videos)",
     )
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--attention-frames",
+        default="8,16",
+        help="clip lengths for the attention suite (TimeSformer-B's five schemes at 224²)",
+    )
     p.add_argument("--workers", default="0,1,2", help="DataLoader worker counts for the pipeline suite")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument(
@@ -166,6 +176,11 @@ def run(args: argparse.Namespace) -> int:
         out["flow_source"] = bench_flow_source(_video_files(args.videos)[0])
     if "train" in suites:
         out["train"] = _suite_train(args)
+    if "attention" in suites:
+        from actionrec.bench.attention import bench_attention
+
+        frames = tuple(int(f) for f in args.attention_frames.split(","))
+        out["attention"] = bench_attention(frames=frames, repeats=max(1, args.repeats - 2))
     label = out["machine"]["cpu_label"]
     for name in [k for k in out if k != "machine"]:  # every result names the CPU it was measured on
         out[name] = {"cpu": label, "results": out[name]}
@@ -256,3 +271,8 @@ def _print_tables(out: dict[str, Any]) -> None:
         print(
             table([out["train"]], list(out["train"]), title="Training, one epoch on the synthetic benchmark")
         )
+    if "attention" in out:
+        columns = ["scheme", "kernel", "input", "tokens", "gmacs", "infer_s", "infer_peak_mb", "train_s"]
+        columns += ["train_peak_mb"]
+        title = "TimeSformer-B attention schemes, batch 1, fp32 (peak: memory growth over the call)"
+        print(table(out["attention"], columns, title=title))

@@ -17,6 +17,7 @@ EXAMPLE = """example:
   actionrec convert i3d_rgb_kinetics400_deepmind.pkl i3d_rgb.safetensors --labels kinetics400.txt
   actionrec convert rgb_imagenet.pt i3d_imagenet.safetensors            (pytorch-i3d layout)
   actionrec convert r2plus1d_18-91a641e6.pth r2p1d.safetensors --model r2plus1d_18
+  actionrec convert TimeSformer_divST_8x32_224_K400.pyth timesformer.safetensors --labels kinetics400.txt
 """
 
 
@@ -24,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "convert",
         help="convert a public checkpoint to actionrec safetensors",
-        description="Read a DeepMind I3D pickle / TF-named .npz, a pytorch-i3d .pt or a torchvision .pth, "
+        description="Read a DeepMind I3D pickle / TF-named .npz, a pytorch-i3d .pt, a torchvision .pth or a "
+        "TimeSformer checkpoint (official .pyth, Hugging Face, MMAction2), "
         "map it onto a registered model and write safetensors with a card (model, classes, labels, "
         "preprocessing). The model and class count are inferred where the checkpoint tells them.",
         epilog=EXAMPLE,
@@ -32,7 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("src", type=Path, metavar="SRC", help="checkpoint to read")
     p.add_argument("dst", type=Path, metavar="DST", help="safetensors file to write")
-    p.add_argument("--model", help="registered model name (inferred for I3D checkpoints and our own files)")
+    p.add_argument(
+        "--model", help="registered model name (inferred for I3D / TimeSformer checkpoints and our own files)"
+    )
     p.add_argument("--labels", type=Path, help="class names, one per line, stored in the card")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of a sentence")
     return p
@@ -49,12 +53,12 @@ def _labels(path: Path | None, card: dict[str, Any] | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     from actionrec.models.complexity import count_params
     from actionrec.weights import save_weights
-    from actionrec.weights.sniff import infer_model_name, model_for_checkpoint
+    from actionrec.weights.sniff import infer_model, model_for_checkpoint
 
     if args.src.resolve() == args.dst.resolve():
         raise ActionrecError(f"{args.dst}: destination is the source file")
-    name = args.model or infer_model_name(args.src)
-    model, result = model_for_checkpoint(name, args.src)
+    name, overrides = (args.model, {}) if args.model else infer_model(args.src)
+    model, result = model_for_checkpoint(name, args.src, overrides)
     labels = _labels(args.labels, result.card)
     if labels is not None and len(labels) != model.num_classes:
         raise WeightsError(

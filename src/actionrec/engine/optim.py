@@ -9,6 +9,8 @@
   arXiv:1706.02677, section 2.2), then a half-period cosine to ``min_lr`` ("SGDR", Loshchilov &
   Hutter, 2016, arXiv:1608.03983, eq. 5 without restarts), a step decay at ``milestones`` or a
   constant rate.
+* A model may name further parameters to keep out of weight decay with ``model.no_weight_decay()``
+  (a transformer's position embeddings and CLS token, as timm's and the official TimeSformer code do).
 * A model may scale the rate of some parameters: ``model.lr_multipliers()`` maps parameter names to
   factors (TSN's 5x / 10x on the flow network's first convolution, from its released code); each
   factor gets its own groups, so the schedule scales every group alike.
@@ -29,17 +31,20 @@ if TYPE_CHECKING:
 
 def param_groups(model: nn.Module, *, weight_decay: float, no_decay_norm_bias: bool = True) -> list[dict]:
     """Trainable parameters in groups by (decay, lr factor): weight decay only on tensors with
-    ``ndim > 1`` (unless ``no_decay_norm_bias`` is off); ``lr_scale`` from ``model.lr_multipliers()``."""
+    ``ndim > 1`` (unless ``no_decay_norm_bias`` is off) and not named by ``model.no_weight_decay()``;
+    ``lr_scale`` from ``model.lr_multipliers()``."""
     hook = getattr(model, "lr_multipliers", None)
     scales: dict[str, float] = dict(hook()) if callable(hook) else {}
     unknown = set(scales) - {name for name, _ in model.named_parameters()}
     if unknown:
         raise ValueError(f"lr_multipliers names unknown parameters: {sorted(unknown)[:4]}")
+    skip = getattr(model, "no_weight_decay", None)
+    no_decay: set[str] = set(skip()) if callable(skip) else set()
     buckets: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        decay = not (no_decay_norm_bias and p.ndim <= 1)
+        decay = not (no_decay_norm_bias and p.ndim <= 1) and name not in no_decay
         buckets.setdefault((decay, float(scales.get(name, 1.0))), []).append(p)
     buckets.setdefault((True, 1.0), [])  # the plain decayed group always exists, first
     order = sorted(buckets, key=lambda k: (k[1] != 1.0, not k[0], k[1]))

@@ -10,6 +10,7 @@ from actionrec.models import (  # noqa: F401
     single_frame,
     slowfast,
     snippets,
+    timesformer,
     tsn,
     two_stream,
 )

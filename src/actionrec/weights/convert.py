@@ -58,8 +58,12 @@ def strip_wrapper_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, tor
 
 
 def detect_layout(state_dict: dict[str, Any]) -> str:
-    """``"deepmind-flax"``, ``"deepmind-tf"``, ``"pytorch-i3d"`` or ``"state-dict"`` (ours / torchvision)."""
-    return detect_i3d_layout(state_dict) or "state-dict"
+    """``"deepmind-flax"``, ``"deepmind-tf"``, ``"pytorch-i3d"``, ``"timesformer-{official,hf,mmaction}"``
+    or ``"state-dict"`` (ours / torchvision)."""
+    from actionrec.weights.timesformer import detect_timesformer_layout
+
+    timesformer = detect_timesformer_layout(state_dict)
+    return detect_i3d_layout(state_dict) or (timesformer and f"timesformer-{timesformer}") or "state-dict"
 
 
 def _inflate_2d_kernels(
@@ -85,10 +89,11 @@ def prepare_state_dict(model: nn.Module, raw: Any, *, name: str) -> dict[str, to
     hook = getattr(model, "convert_state_dict", None)
     if callable(hook):
         sd = hook(sd)
-    elif detect_layout(sd) != "state-dict":
+    elif (layout := detect_layout(sd)) != "state-dict":
+        family = "a TimeSformer" if layout.startswith("timesformer") else "an I3D"
         raise WeightsError(
-            f"{name}: a {detect_layout(sd)} checkpoint cannot be loaded into "
-            f"{type(model).__name__}; it holds an I3D network"
+            f"{name}: a {layout} checkpoint cannot be loaded into {type(model).__name__}; "
+            f"it holds {family} network"
         )
     return _inflate_2d_kernels(model.state_dict(), sd)
 
