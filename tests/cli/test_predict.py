@@ -124,3 +124,17 @@ def test_labels_that_do_not_fit_the_weights(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "400 labels for a model with 3 classes" in err[0]
+
+
+def test_weights_of_a_model_built_with_overrides(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The card's builder arguments (a recipe's model.overrides) rebuild the same network: a 4-block
+    TimeSformer on 32-px frames, not the registered default."""
+    shape = {"img_size": 32, "patch_size": 8, "depth": 2, "embed_dim": 48, "num_heads": 2}
+    model = create_model("timesformer_tiny_divided", num_classes=len(CLASSES), **shape)
+    weights = save_weights(model, files["root"] / "timesformer.safetensors", labels=CLASSES)
+    argv = ["predict", str(files["video"]), "--weights", str(weights), "--json", "--precision", "fp32"]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    assert len(record["logits"]) == len(CLASSES)

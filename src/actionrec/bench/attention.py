@@ -4,11 +4,16 @@ training step, at batch 1, per clip length (the paper's §4.1 / Fig. 3 compariso
 Attention runs through ``F.scaled_dot_product_attention``, whose fused CPU kernel never holds the
 N x N attention matrix; the ``joint`` scheme is also run on PyTorch's reference ("math") kernel, which
 does, so that the quadratic memory the paper's Fig. 3 shows for joint attention is measured too.
+
+Each pass of each row runs in a fresh interpreter: the peak is the process's resident-memory growth
+over its first call (model and clip already built), which a process that has run other models would
+hide in memory its allocator keeps.
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import sys
 import time
 from collections.abc import Iterator
@@ -44,26 +49,48 @@ def _measure(fn: Any, repeats: int) -> tuple[float, float]:
     return sorted(times)[len(times) // 2], mem.peak_bytes / 2**20
 
 
-def bench_scheme(
-    scheme: str, *, frames: int, size: int = 224, width: str = "base", kernel: str = "fused", repeats: int = 1
-) -> dict[str, Any]:
-    """One row: the scheme's tokens, GMACs, and seconds / peak MiB of inference and a training step (fp32)."""
-    model = create_model(f"timesformer_{width}_{scheme}", num_classes=400, num_frames=frames, img_size=size)
+def _run_pass(
+    name: str, frames: int, size: int, kernel: str, train: bool, repeats: int, threads: int
+) -> tuple[float, float]:
+    """(seconds, peak MiB) of inference or one training step of a fresh model (in a child process)."""
+    torch.set_num_threads(threads)
+    model = create_model(name, num_classes=400, num_frames=frames, img_size=size).train(train)
     clip = torch.randn(1, 3, frames, size, size)
-    gmacs = count_macs(model, clip) / 1e9
 
     def infer() -> None:
         with torch.inference_mode(), _kernel(kernel):
-            model.eval()(clip)
+            model(clip)
 
     def train_step() -> None:
         model.zero_grad(set_to_none=True)
         with _kernel(kernel):
-            model.train()(clip).sum().backward()
+            model(clip).sum().backward()
 
-    infer_s, infer_mb = _measure(infer, repeats)
-    train_s, train_mb = _measure(train_step, repeats)
-    grid = size // model.patch_embed.patch_size
+    return _measure(train_step if train else infer, repeats)
+
+
+def scheme_gmacs(scheme: str, *, frames: int, size: int = 224, width: str = "base") -> tuple[float, int]:
+    """(GMACs of one clip, patch grid side) of a scheme, counted on the meta device."""
+    with torch.device("meta"):
+        model = create_model(
+            f"timesformer_{width}_{scheme}", num_classes=400, num_frames=frames, img_size=size
+        )
+    gmacs = count_macs(model, torch.zeros(1, 3, frames, size, size, device="meta")) / 1e9
+    return gmacs, size // model.patch_embed.patch_size
+
+
+def bench_scheme(
+    scheme: str, *, frames: int, size: int = 224, width: str = "base", kernel: str = "fused", repeats: int = 1
+) -> dict[str, Any]:
+    """One row: the scheme's tokens, GMACs, and seconds / peak MiB of inference and a training step (fp32)."""
+    name = f"timesformer_{width}_{scheme}"
+    gmacs, grid = scheme_gmacs(scheme, frames=frames, size=size, width=width)
+    ctx = multiprocessing.get_context("spawn")
+    args = (name, frames, size, kernel)
+    with ctx.Pool(1) as pool:
+        infer_s, infer_mb = pool.apply(_run_pass, (*args, False, repeats, torch.get_num_threads()))
+    with ctx.Pool(1) as pool:
+        train_s, train_mb = pool.apply(_run_pass, (*args, True, repeats, torch.get_num_threads()))
     return {
         "scheme": scheme,
         "kernel": kernel,

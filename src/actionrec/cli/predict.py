@@ -73,6 +73,8 @@ def load_predictor(args: argparse.Namespace) -> tuple[Any, list[str] | None, Any
         )
     labels = resolve_labels(args.labels) if args.labels else (card or {}).get("labels")
     kwargs: dict[str, Any] = {}
+    if card and name == card.get("model"):  # the architecture arguments it was trained with
+        kwargs.update(card.get("builder_kwargs") or {})
     if card and card.get("num_classes"):
         kwargs["num_classes"] = int(card["num_classes"])
     elif labels:
