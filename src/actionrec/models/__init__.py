@@ -10,6 +10,7 @@ from actionrec.models import (  # noqa: F401
     single_frame,
     slowfast,
     snippets,
+    tada,
     timesformer,
     tsn,
     two_stream,
