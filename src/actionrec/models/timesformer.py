@@ -264,52 +264,39 @@ for _size in WIDTHS:
         _register(_size, _attention)
 
 
-@register_model(
-    ModelCard(
+def _register_input(
+    name: str, *, frames: int, size: int, interval: int, gmacs: float, top1: float, tflops: float
+) -> None:
+    """The paper's TimeSformer-HR / -L: the divided base model on another input (§4.3, Table 2)."""
+
+    def builder(*, num_classes: int = 400, **kw: object) -> TimeSformer:
+        kw = {"num_frames": frames, "img_size": size, **kw}
+        return _timesformer("base", "divided", num_classes=num_classes, **kw)
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"TimeSformer with divided attention on {frames} x {size}² clips."
+    label = "TimeSformer-HR" if name.endswith("_hr") else "TimeSformer-L"
+    card = ModelCard(
         paper=_PAPER,
         arxiv="2102.05095",
-        section="§4.3 (TimeSformer-HR), Table 2",
-        num_frames=16,
-        frame_interval=16,  # the released TimeSformer_divST_16x16_448
-        crop_size=448,
-        short_side=448,
+        section=f"§4.3 ({label}), Table 2",
+        num_frames=frames,
+        frame_interval=interval,  # the released TimeSformer_divST_{frames}x{interval}_{size}
+        crop_size=size,
+        short_side=size,
         normalization="minus_one_one",
         published_params_m=121.4,
-        published_gmacs=1703.0,
-        published_input="3x16x448x448",
-        published_top1=79.7,
+        published_gmacs=gmacs,
+        published_input=f"3x{frames}x{size}x{size}",
+        published_top1=top1,
         published_dataset="kinetics400",
-        notes="Divided attention on 16 x 448². Table 2 (as our reference notes recall it, not checked "
-        "against the PDF here): 79.7 K400 top-1, 5.11 TFLOPs for 3 views, i.e. 1,703 GMACs a view "
-        "(measured here: 1,702.7); the params are Table 1's (the same network, plus its 785 position "
-        "embeddings: 122.0 M measured).",
+        notes=f"Divided attention on {frames} x {size}². Table 2 (as our reference notes recall it, not "
+        f"checked against the PDF here): {top1} K400 top-1, {tflops} TFLOPs for 3 views, i.e. {gmacs:,.0f} "
+        "GMACs a view; the params are Table 1's (the same network; its position embeddings grow with the "
+        "frame size).",
     )
-)
-def timesformer_hr(*, num_classes: int = 400, **kw: object) -> TimeSformer:
-    kw = {"num_frames": 16, "img_size": 448, **kw}
-    return _timesformer("base", "divided", num_classes=num_classes, **kw)
+    register_model(card)(builder)
 
 
-@register_model(
-    ModelCard(
-        paper=_PAPER,
-        arxiv="2102.05095",
-        section="§4.3 (TimeSformer-L), Table 2",
-        num_frames=96,
-        frame_interval=4,  # the released TimeSformer_divST_96x4_224
-        crop_size=224,
-        short_side=224,
-        normalization="minus_one_one",
-        published_params_m=121.4,
-        published_gmacs=2380.0,
-        published_input="3x96x224x224",
-        published_top1=80.7,
-        published_dataset="kinetics400",
-        notes="Divided attention on 96 x 224². Table 2 (as our reference notes recall it, not checked "
-        "against the PDF here): 80.7 K400 top-1, 7.14 TFLOPs for 3 views, i.e. 2,380 GMACs a view "
-        "(measured here: 2,379.9); the params are Table 1's (the same network).",
-    )
-)
-def timesformer_l(*, num_classes: int = 400, **kw: object) -> TimeSformer:
-    kw = {"num_frames": 96, **kw}
-    return _timesformer("base", "divided", num_classes=num_classes, **kw)
+_register_input("timesformer_hr", frames=16, size=448, interval=16, gmacs=1703.0, top1=79.7, tflops=5.11)
+_register_input("timesformer_l", frames=96, size=224, interval=4, gmacs=2380.0, top1=80.7, tflops=7.14)
