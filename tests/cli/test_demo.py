@@ -101,3 +101,50 @@ def test_a_variant_trains_with_its_base_recipe_only_when_it_reads_the_same_input
     assert find_recipe("conv_fusion_small_sum") == find_recipe("conv_fusion_small")
     assert find_recipe("tsn_small_rgbdiff") != find_recipe("tsn_small")  # its own recipe
     assert not _same_input(get_card("tsn_small_rgbdiff"), get_card("tsn_small"))  # 6 frames a segment, not 1
+
+
+def test_run_specs_label_recipe_and_overrides(tmp_path: Path) -> None:
+    from actionrec.cli.demo import find_recipe, parse_run
+
+    plain = parse_run("tada_small", tmp_path)
+    assert (plain.label, plain.model, plain.overrides) == ("tada_small", "tada_small", ())
+    assert plain.recipe == find_recipe("tada_small")
+    spec = "static=tada_small:model.overrides.calibrate=false,model.weights={out}/pre/best.pt"
+    run = parse_run(spec, tmp_path)
+    assert (run.label, run.model, run.folder) == ("static", "tada_small", "static")
+    assert run.overrides == ("model.overrides.calibrate=false", f"model.weights={tmp_path}/pre/best.pt")
+    unlabelled = parse_run("tada_small:train.epochs=2", tmp_path)
+    assert (
+        unlabelled.label == "tada_small:train.epochs=2" and unlabelled.folder == "tada_small_train.epochs_2"
+    )
+    recipe = parse_run("r2plus1d-small_8x3_synthetic-rgb", tmp_path)  # a packaged recipe by name
+    assert (recipe.recipe, recipe.model) == ("r2plus1d-small_8x3_synthetic-rgb", None)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("tada_small:calibrate=false", "section.key=value"),
+        ("tada_small:train.epochz=2", "epochz"),
+        ("=tada_small", "[LABEL=]NAME"),
+    ],
+)
+def test_bad_run_spec_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, message: str
+) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--quick", "--models", spec]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "synthetic-quick").exists()
+
+
+def test_same_label_twice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--out", str(tmp_path), "--quick", "--models", "a=tada_small", "a=tada_small"]) == 2
+    assert "labelled alike" in capsys.readouterr().err
+
+
+def test_a_model_trains_with_its_own_recipe_not_an_ablation_or_pretraining_one() -> None:
+    from actionrec.cli.demo import find_recipe
+
+    assert find_recipe("strg_small") == "strg-small_8x3_synthetic-rgb"  # not strg-small-backbone_...
+    assert find_recipe("dynamonet_small") == "dynamonet-small_8x3_synthetic-rgb"  # not the label-free one

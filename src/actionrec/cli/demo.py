@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--models",
         nargs="+",
         default=list(MODELS),
-        metavar="NAME",
-        help="models to compare, each with its packaged synthetic recipe (default: "
-        f"{' '.join(MODELS)}); flow models get the benchmark's flow, extracted once",
+        metavar="[LABEL=]NAME[:KEY=VALUE,...]",
+        help="runs to compare (default: "
+        f"{' '.join(MODELS)}): a model, trained with its packaged synthetic recipe, or a packaged "
+        "recipe's name; after ':' recipe overrides for this run only, e.g. "
+        "static=tada_small:model.overrides.calibrate=false ('{out}' in a value is --out, so a run can "
+        "start from an earlier one's checkpoint); flow models get the benchmark's flow, extracted once",
     )
     p.add_argument(
         "--fuse",
@@ -118,8 +123,11 @@ def find_recipe(model_name: str) -> str:
         if "synthetic" not in name:
             continue
         cfg = load_config(name)
-        if cfg.data.dataset == "synthetic":
-            found.setdefault(cfg.model.name, name)
+        if cfg.data.dataset != "synthetic" or cfg.task.name == "pretrain":
+            continue
+        # a model's own recipe (``strg-small_...``) before its ablation variants (``strg-small-backbone_...``)
+        if name.split("_")[0] == cfg.model.name.replace("_", "-") or cfg.model.name not in found:
+            found[cfg.model.name] = name
     if model_name in found:
         return found[model_name]
     bases = [m for m in found if model_name.startswith(m + "_")]
@@ -175,34 +183,70 @@ def ensure_flow(data: Path) -> Path:
     return folder
 
 
-def _overrides(model_name: str, data: Path, *, quick: bool, flow: Path | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Run:
+    """One run of the demo: its label (the table's row and the run's folder), recipe and overrides."""
+
+    label: str
+    recipe: str
+    model: str | None  # set when the spec named a model (trained with its base's recipe if need be)
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def folder(self) -> str:
+        return re.sub(r"[^\w.+-]+", "_", self.label)
+
+
+def parse_run(spec: str, out: Path) -> Run:
+    """``[LABEL=]NAME[:KEY=VALUE,...]`` -> a :class:`Run`, its recipe and overrides checked now."""
+    from actionrec.engine.config import load_config, packaged_recipes, parse_overrides
+
+    head, _, rest = spec.partition(":")
+    label, eq, name = head.partition("=")
+    if not eq:
+        label, name = spec, head
+    if not name or not label:
+        raise ActionrecError(f"--models {spec}: expected [LABEL=]NAME[:KEY=VALUE,...]")
+    overrides = tuple(item.replace("{out}", str(out)) for item in rest.split(",") if item)
+    parse_overrides(overrides)  # each must read section.key=value
+    is_recipe = name in packaged_recipes()
+    run = Run(label, name if is_recipe else find_recipe(name), None if is_recipe else name, overrides)
+    load_config(run.recipe, overrides=_overrides(run, out, quick=False))  # a bad key fails before training
+    return run
+
+
+def _overrides(run: Run, data: Path, *, quick: bool, flow: Path | None = None) -> list[str]:
     # No validation passes while training: each model is tested once, on 3 clips, at the end.
-    items = [f"--model.name={model_name}", f"--data.root={data}", "--train.eval_every=0"]
+    items = [f"--data.root={data}", "--train.eval_every=0"]
+    if run.model is not None:
+        items.append(f"--model.name={run.model}")
     if flow is not None:
         items.append(f"--data.options.flow_root={flow}")
     if quick:
         items += ["--train.epochs=1", "--optim.warmup_epochs=0", "--train.num_workers=0"]
-    return items
+    return items + list(run.overrides)
 
 
-def run_model(
-    model_name: str, data: Path, out: Path, *, quick: bool, clips: int
-) -> tuple[dict[str, Any], Any]:
-    """Train one model with its recipe, evaluate it; its demo summary and its test result."""
+def run_model(run: Run, data: Path, out: Path, *, quick: bool, clips: int) -> tuple[dict[str, Any], Any]:
+    """Train one run with its recipe and evaluate it: its demo summary and its test result (None for a
+    label-free pretraining run, which is trained only)."""
     from actionrec.engine.config import load_config
     from actionrec.engine.evaluate import build_test_dataset, evaluate, model_from_weights
     from actionrec.engine.train import train
     from actionrec.models.registry import get_card
 
-    recipe = find_recipe(model_name)
-    flow = ensure_flow(data) if "flow" in get_card(model_name).streams else None
-    cfg = load_config(recipe, overrides=_overrides(model_name, data, quick=quick, flow=flow))
-    print(f"training {model_name} ({recipe})", file=sys.stderr)
+    cfg = load_config(run.recipe, overrides=_overrides(run, data, quick=quick))
+    if "flow" in get_card(cfg.model.name).streams:
+        flow = ensure_flow(data)
+        cfg = load_config(run.recipe, overrides=_overrides(run, data, quick=quick, flow=flow))
+    print(f"training {run.label} ({run.recipe})", file=sys.stderr)
     start = time.perf_counter()
-    trained = train(cfg, out_dir=out / model_name)
+    trained = train(cfg, out_dir=out / run.folder)
     if trained.weights is None:
-        raise ActionrecError(f"training {model_name} was interrupted")
-    train_seconds = time.perf_counter() - start
+        raise ActionrecError(f"training {run.label} was interrupted")
+    train_seconds = round(time.perf_counter() - start, 1)
+    if cfg.task.name == "pretrain":
+        return {"recipe": run.recipe, "weights": str(trained.weights), "train_seconds": train_seconds}, None
     model, _ = model_from_weights(None, trained.weights)
     test_set = build_test_dataset(cfg, model.card, num_clips=clips, num_crops=1)
     result = evaluate(
@@ -211,17 +255,20 @@ def run_model(
         num_clips=clips,
         num_crops=1,
         num_workers=cfg.train.num_workers,
-        out_dir=out / model_name / "test",
+        out_dir=out / run.folder / "test",
         progress=not quick,
     )
-    cost = _cost(model, test_set[0], out / model_name / "metrics.jsonl")
+    cost = _cost(model, test_set[0], out / run.folder / "metrics.jsonl")
+    if callable(getattr(model, "predict_frames", None)):  # a frame predictor (DynamoNet): its held-out error
+        cost |= motion_errors(model, test_set)
     pairs = pair_accuracies(result)
     return {
         "top1": result.top1,
         "pairs": pairs,
         "mean_class_accuracy": result.mean_class_accuracy,
-        "recipe": recipe,
-        "train_seconds": round(train_seconds, 1),
+        "recipe": run.recipe,
+        **({"overrides": list(run.overrides)} if run.overrides else {}),
+        "train_seconds": train_seconds,
         "test_videos": len(result.labels),
         **cost,
     }, result
@@ -248,6 +295,30 @@ def _cost(model: Any, sample: dict[str, Any], metrics: Path) -> dict[str, float]
     }
 
 
+def motion_errors(model: Any, test_set: Any) -> dict[str, float]:
+    """Mean L1 (normalised pixels) of the next frames a frame predictor predicts, and of copying the last
+    frame instead, over the first view of every held-out video."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from actionrec.data.loader import collate_samples
+
+    sums = {"next_frame_l1": 0.0, "copy_last_l1": 0.0}
+    count = 0
+    model.eval()
+    for batch in DataLoader(test_set, batch_size=16, collate_fn=collate_samples):
+        rgb, future = batch["rgb"], batch["future"]
+        if rgb.ndim == 6:  # (B, V, C, T, H, W): the first view
+            rgb, future = rgb[:, 0], future[:, 0]
+        with torch.no_grad():
+            frames = model.predict_frames(rgb, future)
+        dims = tuple(range(1, rgb.ndim))
+        sums["next_frame_l1"] += (frames["predicted"] - frames["targets"]).abs().mean(dims).sum().item()
+        sums["copy_last_l1"] += (frames["inputs"] - frames["targets"]).abs().mean(dims).sum().item()
+        count += rgb.shape[0]
+    return {k: round(v / max(count, 1), 5) for k, v in sums.items()}
+
+
 def format_table(models: dict[str, dict[str, Any]]) -> str:
     """Rows: overall top-1 then one per pair; columns: the models. Percentages."""
     names = list(models)
@@ -265,12 +336,17 @@ def format_table(models: dict[str, dict[str, Any]]) -> str:
 def markdown_table(models: dict[str, dict[str, Any]]) -> str:
     """One row a model: top-1, each pair's two-way accuracy, params, GMACs, mean train clips/s."""
     pairs = list(next(iter(models.values()))["pairs"]) if models else []
+    motion = any("next_frame_l1" in m for m in models.values())
     head = ["model", "top-1", *pairs, "params (M)", "GMACs", "train clips/s"]
+    head += ["next-frame L1 (copy-last L1)"] if motion else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, m in models.items():
         cells = [f"`{name}`", f"{m['top1']:.1%}", *(f"{m['pairs'][p]:.0%}" for p in pairs)]
         rate = m["train_clips_per_s"]
         cells += [f"{m['params_m']:.2f}", f"{m['gmacs']:.3f}", "–" if rate is None else f"{rate:.0f}"]
+        if motion:
+            have = "next_frame_l1" in m
+            cells.append(f"{m['next_frame_l1']:.4f} ({m['copy_last_l1']:.4f})" if have else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -284,23 +360,31 @@ def run(args: argparse.Namespace) -> int:
     clips = args.clips or (1 if args.quick else 3)
     if clips < 1:
         raise ActionrecError(f"--clips must be >= 1, got {clips}")
-    for name in args.models:
-        find_recipe(name)  # every name checked before hours of training
+    runs = [parse_run(spec, out) for spec in args.models]  # every spec checked before hours of training
+    labels = [r.label for r in runs]
+    if len(set(labels)) != len(labels):
+        raise ActionrecError(f"--models: two runs are labelled alike ({', '.join(labels)}); give LABEL=")
     for spec in args.fuse:
-        parse_fusion(spec, args.models)
+        parse_fusion(spec, labels)
     data = ensure_data(
         Path(args.data) if args.data else out / ("synthetic-quick" if args.quick else "synthetic"),
         quick=args.quick,
     )
     models: dict[str, dict[str, Any]] = {}
     results: dict[str, Any] = {}
-    for name in args.models:
-        models[name], results[name] = run_model(name, data, out, quick=args.quick, clips=clips)
+    pretrained: dict[str, dict[str, Any]] = {}
+    for spec in runs:
+        summary_, result = run_model(spec, data, out, quick=args.quick, clips=clips)
+        if result is None:  # a label-free (pretraining) run: no test, not a row of the table
+            pretrained[spec.label] = summary_
+        else:
+            models[spec.label], results[spec.label] = summary_, result
     for spec in args.fuse:
         models[spec] = fused_entry(spec, results, models)
     seconds = round(time.perf_counter() - start, 1)
     summary = {
         "models": models,
+        **({"pretrained": pretrained} if pretrained else {}),
         "seconds": seconds,
         "quick": args.quick,
         "data": str(data),
