@@ -28,11 +28,15 @@ Ablation switches (passed through every builder): ``calibrate`` (False: plain pe
 ``global_context`` (the generator's ``g`` term), ``avgpool_branch`` (the BN0(avgpool) term) and
 ``temporal_attention`` (window k of our :class:`~actionrec.layers.tadaconv.PixelTemporalAttention`
 before every TAda conv; not in the paper). ``dynconv_*`` are the TAda models with
-``temporal_attention=1``: our extension, not a published model.
+``temporal_attention=1``: our extension, not a published model. ``consistency_parts`` (>= 2) adds
+our clip-consistency loss while training (:mod:`actionrec.layers.consistency`; weight in the recipe's
+``task.loss_weights.consistency``); not in the paper.
 
 Official checkpoints (``backbone.conv1.a``, ``backbone.conv{2-5}.res_{k}.conv_branch.*``,
 ``.short_cut(_bn)``, ``head.out``) load through :meth:`TAda2D.convert_state_dict`.
-The paper's own cost figures for TAda2D-R50 were not confirmed here; the cards hold measured values.
+Cost: the paper's Kinetics table gives TAda2D-R50 (8 frames) about 43 GFLOPs a view (our project notes
+record it, marked unverified); we measure 43.13 GMACs at 8 x 256^2, the test crop the official
+configs use, and 27.49 M parameters (the official code's model, key for key: see the tests).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from actionrec.layers.consistency import clip_consistency
 from actionrec.layers.head import ClassifierHead
 from actionrec.layers.tadaconv import TAdaConv2d, TemporalCalibration
 from actionrec.models.base import VideoClassifier
@@ -130,9 +135,11 @@ class TAda2D(VideoClassifier):
         temporal_attention: int = 0,
         avgpool_branch: bool = True,
         zero_init_last_bn: bool = False,
+        consistency_parts: int = 0,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.consistency_parts = consistency_parts
         stem_channels = stem_channels or widths[0]
         self.stem = nn.Sequential(  # official Base2DStem: no max pool
             nn.Conv3d(in_channels, stem_channels, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
@@ -185,8 +192,22 @@ class TAda2D(VideoClassifier):
             x = getattr(self, f"layer{i}")(x)  # res2..res5: /2 in space each -> (B, 2048, T, 7, 7)
         return x
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, object]:
+        """Logits; ``{"logits", "losses": {"consistency"}}`` while training with ``consistency_parts``."""
+        features = self.forward_features(x)  # (B, C, T, h, w)
+        logits = self.forward_head(features)
+        if not (self.training and self.consistency_parts):
+            return logits
+        loss = clip_consistency(
+            features, lambda part: self.head.fc(self.head.pool(part)), parts=self.consistency_parts
+        )
+        return {"logits": logits, "losses": {"consistency": loss}}
+
     def convert_state_dict(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The official layout (``backbone.*`` / ``head.out.*``) -> ours; our own layout passes unchanged."""
+        """The official layout (``backbone.*`` / ``head.out.*``) or a torchvision ResNet -> ours; our own
+        layout passes unchanged."""
+        if "conv1.weight" in sd and "layer1.0.conv1.weight" in sd:
+            return self._from_torchvision(sd)
         if not any(k.startswith("backbone.") for k in sd):
             return sd
         out: dict[str, torch.Tensor] = {}
@@ -199,7 +220,27 @@ class TAda2D(VideoClassifier):
             out[new] = value
         return out
 
+    def _from_torchvision(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """An ImageNet torchvision ResNet's state dict (the paper's initialisation, §4): every 2D
+        kernel becomes the per-frame kernel (a time axis of 1 added where ours is 3D); the parts the
+        image network lacks (calibration generators, BN0 of the pooled branch, attention) keep this
+        model's fresh values, so the calibration starts at identity and the network computes the image
+        ResNet on every frame; a classifier of another size keeps this model's."""
+        own = self.state_dict()
+        out = dict(own)
+        for key, value in sd.items():
+            new = _TORCHVISION.get(key, "stem.1." + key[4:] if key.startswith("bn1.") else key)
+            if new not in own:
+                out[new] = value  # reported as unexpected by the loader
+                continue
+            if value.ndim == 4 and own[new].ndim == 5:
+                value = value.unsqueeze(2)  # (C_out, C_in, k, k) -> (C_out, C_in, 1, k, k)
+            if value.shape == own[new].shape:
+                out[new] = value
+        return out
 
+
+_TORCHVISION = {"conv1.weight": "stem.0.weight", "fc.weight": "head.fc.weight", "fc.bias": "head.fc.bias"}
 # official TAda2DBlock child -> ours (its ``b_rf`` generator is handled separately: ours is ``conv2.rf``)
 _BRANCH = {
     "a": "conv1",
@@ -237,7 +278,7 @@ def _official_key(key: str) -> str:
     return key
 
 
-def _card(notes: str, *, crop: int = 224, short_side: int = 256) -> ModelCard:
+def _card(notes: str, *, crop: int = 224, short_side: int = 256, gmacs: float | None = None) -> ModelCard:
     return ModelCard(
         paper="TAda! Temporally-Adaptive Convolutions for Video Understanding",
         arxiv="2110.06178",
@@ -247,7 +288,8 @@ def _card(notes: str, *, crop: int = 224, short_side: int = 256) -> ModelCard:
         crop_size=crop,
         short_side=short_side,
         normalization="imagenet",
-        published_input="3x8x224x224" if crop == 224 else "",
+        published_gmacs=gmacs,  # the K400 table's "43 GFLOPs" a view (multiply-adds), at the 256 test crop
+        published_input="3x8x256x256" if crop == 224 else "",
         published_top1=76.7 if crop == 224 else None,
         published_dataset="Kinetics-400" if crop == 224 else "",
         notes=notes,
@@ -277,7 +319,7 @@ _R50_NOTE = "Official K400 8x8 checkpoint: 76.7 top-1, 10x3 views (official MODE
 _R50_MEASURED = "27.49M params, 33.02 GMACs at 3x8x224x224, 43.13 GMACs at 3x8x256x256 (the test crop)"
 
 
-@register_model(_card(f"TAda2D-R50. {_R50_NOTE} Measured: {_R50_MEASURED}."))
+@register_model(_card(f"TAda2D-R50. {_R50_NOTE} Measured: {_R50_MEASURED}.", gmacs=43.0))
 def tada_r50(*, num_classes: int = 400, **kw: object) -> TAda2D:
     return _build(num_classes=num_classes, widths=R50_WIDTHS, depths=R50_DEPTHS, **kw)
 
