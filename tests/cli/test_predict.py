@@ -138,3 +138,35 @@ def test_weights_of_a_model_built_with_overrides(
     assert main(argv) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[0])
     assert len(record["logits"]) == len(CLASSES)
+
+
+def test_models_with_boxes_or_future_frames(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A region-graph model reads the video's box file (beside it, or under --boxes-root); a model
+    trained with future frames (DynamoNet) predicts from its clip alone."""
+    from actionrec.data.boxes import write_boxes
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(files["video"].read_bytes())
+    torch.manual_seed(0)
+    strg = save_weights(
+        create_model("strg_small", num_classes=3, zero_init_graph=False),
+        tmp_path / "strg.safetensors",
+        labels=CLASSES,
+    )
+    argv = ["predict", str(video), "--weights", str(strg), "--json", "--clips", "2"]
+    assert main(argv) == 2  # no box file: one line, exit 2
+    assert "no box file" in capsys.readouterr().err
+    rows = [[f, 10 + f, 12, 40 + f, 44, 0.9] for f in range(0, 20, 2)]  # every other frame has a box
+    write_boxes(tmp_path / "boxes" / "clip.boxes.json", rows, width=80, height=64, num_frames=20)
+    assert main([*argv, "--boxes-root", str(tmp_path / "boxes")]) == 0
+    with_boxes = json.loads(capsys.readouterr().out)["logits"]
+    write_boxes(video.with_suffix(".boxes.json"), rows[:1], width=80, height=64, num_frames=20)
+    assert main(argv) == 0  # beside the video: other boxes, other logits
+    assert json.loads(capsys.readouterr().out)["logits"] != with_boxes
+    dyn = save_weights(
+        create_model("dynamonet_small", num_classes=3), tmp_path / "dyn.safetensors", labels=CLASSES
+    )
+    assert main(["predict", str(video), "--weights", str(dyn), "--json", "--clips", "2"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["logits"]) == 3

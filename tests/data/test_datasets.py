@@ -236,3 +236,17 @@ def test_list_and_folder_datasets(synth_root: Path, tmp_path: Path) -> None:
         transform=_transform(False),
     )
     assert folder.classes == sorted(CLASSES) and len(folder) == 15
+
+
+def test_label_fraction_keeps_a_fixed_stratified_share() -> None:
+    from actionrec.data import annotations as ann
+    from actionrec.data.datasets import DataConfig, _label_subset
+
+    a = ann.Annotations([(f"c{y}/v{i}.mp4", y) for y in range(3) for i in range(20)], ["a", "b", "c"])
+    kept = _label_subset(a, 0.1)
+    assert [y for _, y in kept.samples].count(0) == 2 and len(kept.samples) == 6  # 10 % of every class
+    assert kept.samples == _label_subset(a, 0.1).samples  # the same videos every run
+    assert len(_label_subset(a, 0.01).samples) == 3  # never a class without a video
+    assert _label_subset(a, 1.0) is a
+    with pytest.raises(ConfigError, match="label_fraction"):
+        DataConfig(label_fraction=0.0)

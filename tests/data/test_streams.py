@@ -116,3 +116,13 @@ def test_ragged_boxes_collate_with_a_mask() -> None:
     assert batch["label"].tolist() == [0, 1] and batch["failed"] == []
     boxes, mask = pad_boxes([])
     assert boxes.shape == (0, 0, 0, 4) and mask.shape == (0, 0, 0)
+
+
+def test_pad_boxes_of_several_views() -> None:
+    """Test samples hold V views: (V, T, N_i, 4) boxes pad to (B, V, T, N, 4), as one view's do."""
+    a = (torch.ones(3, 2, 1, 4), torch.ones(3, 2, 1).bool())
+    b = (torch.full((3, 2, 4, 4), 2.0), torch.ones(3, 2, 4).bool())
+    boxes, mask = pad_boxes([a, b])
+    assert boxes.shape == (2, 3, 2, 4, 4) and mask.shape == (2, 3, 2, 4)
+    assert mask[0, :, :, 0].all() and not mask[0, :, :, 1:].any() and mask[1].all()
+    assert boxes[0, :, :, 1:].abs().sum() == 0 and boxes[1].eq(2).all()

@@ -26,6 +26,8 @@ COMMANDS = (
     "predict",
     "probe",
     "flow",
+    "boxes",
+    "motion",
     "features",
     "models",
     "bench",

@@ -48,7 +48,33 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", default="pyav", help="video decoder: pyav, opencv, torchcodec, frames")
     add_flow_source_arguments(p)
+    boxes = p.add_argument_group("object boxes (region-graph models)")
+    boxes.add_argument(
+        "--boxes-root", help="folder holding <video name>.boxes.json (default: the file beside the video)"
+    )
+    boxes.add_argument(
+        "--detector",
+        metavar="WEIGHTS",
+        help="detect the boxes first with torchvision's Faster R-CNN from this local state dict",
+    )
+    boxes.add_argument("--max-boxes", type=int, default=10, help="boxes kept a frame (default 10)")
     return p
+
+
+def box_source(args: argparse.Namespace, video: str, work: Path) -> Any:
+    """Where a region model finds ``video``'s boxes: run the detector into ``work``, or --boxes-root."""
+    from actionrec.data.boxes import BoxSource, box_file, write_boxes
+
+    if not getattr(args, "detector", None):
+        return BoxSource(args.boxes_root, max_boxes=args.max_boxes)
+    from actionrec.cli.boxes import DetectOptions, build_detector, detect_video
+
+    opts = DetectOptions(weights=args.detector, max_boxes=args.max_boxes)
+    if not hasattr(args, "_detector"):
+        args._detector = build_detector(opts)  # once for all videos
+    rows, (n, h, w) = detect_video(args._detector, Path(video), opts)
+    write_boxes(box_file(video, boxes_root=work), rows, width=w, height=h, num_frames=n)
+    return BoxSource(work, max_boxes=args.max_boxes)
 
 
 def _weights_card(path: str | None) -> dict[str, Any] | None:
@@ -101,6 +127,15 @@ def _print_text(prediction: Any) -> None:
 
 
 def _predict_one(model: Any, video: str, labels: list[str] | None, pre: Any, args: argparse.Namespace) -> Any:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="actionrec-boxes-") as tmp:
+        return _predict_in(model, video, labels, pre, args, Path(tmp))
+
+
+def _predict_in(
+    model: Any, video: str, labels: list[str] | None, pre: Any, args: argparse.Namespace, work: Path
+) -> Any:
     from actionrec.engine.predict import predict_video
 
     return predict_video(
@@ -115,6 +150,9 @@ def _predict_one(model: Any, video: str, labels: list[str] | None, pre: Any, arg
         window=args.window,
         num_clips=args.clips,
         flow=flow_source(args),
+        boxes=box_source(args, video, work)
+        if "boxes" in getattr(getattr(model, "card", None), "streams", ())
+        else None,
     )
 
 

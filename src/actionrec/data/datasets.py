@@ -40,10 +40,11 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from actionrec.data import annotations as ann
+from actionrec.data.boxes import BoxSource
 from actionrec.data.decode import BACKENDS
 from actionrec.data.sampling import SamplingConfig, sample_indices
 from actionrec.data.sources import FLOW_METHODS, FlowSource, FrameCache, SampleSource, needs_video
-from actionrec.data.streams import StreamTransform
+from actionrec.data.streams import StreamTransform, pad_boxes
 from actionrec.errors import ActionrecError, ConfigError, DatasetError, VideoDecodeError
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,12 @@ class DataConfig:
     quantisation bound in pixels. ``cache_mb`` keeps decoded videos in memory, up to that many MiB per
     loader process (0: off): worth it for small datasets read for many epochs (the synthetic
     benchmark's 1,120 training videos take 206 MiB); with loader workers, each worker keeps its own.
+    ``boxes_root`` is where the box files of a model with a ``boxes`` stream are (a folder mirroring
+    ``root``; None: next to each video, see :mod:`actionrec.data.boxes`); ``max_boxes`` keeps that
+    many boxes a frame, the best by score (None: all in the file). ``label_fraction`` keeps that share
+    of the labelled training videos (the train subset only; the test subset is never cut): the same
+    videos in every run, the first ``max(1, round(f * n_c))`` of each class in a fixed shuffle, so
+    semi-supervised comparisons (pretrain on everything, fine-tune on 10 %) see one split.
     """
 
     dataset: str = "synthetic"
@@ -96,6 +103,13 @@ class DataConfig:
     flow_method: str = "stored"
     flow_bound: float = 20.0
     cache_mb: float = 0.0
+    boxes_root: str | None = None
+    max_boxes: int | None = None
+    label_fraction: float = 1.0
+
+    @property
+    def boxes(self) -> BoxSource:
+        return BoxSource(self.boxes_root, self.max_boxes)
 
     @property
     def flow(self) -> FlowSource:
@@ -110,12 +124,16 @@ class DataConfig:
             raise ConfigError(f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown video backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        if self.max_boxes is not None and self.max_boxes < 0:
+            raise ConfigError(f"max_boxes must be >= 0, got {self.max_boxes}")
         if not self.cache_mb >= 0:
             raise ConfigError(f"cache_mb must be >= 0, got {self.cache_mb}")
         if self.fold < 1 or self.num_workers < 0:
             raise ConfigError(f"need fold >= 1 and num_workers >= 0, got {self.fold} and {self.num_workers}")
         if not 0.0 < self.max_failures_fraction <= 1.0:
             raise ConfigError(f"max_failures_fraction must be in (0, 1], got {self.max_failures_fraction}")
+        if not 0.0 < self.label_fraction <= 1.0:
+            raise ConfigError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ConfigError(f"max_samples must be positive, got {self.max_samples}")
 
@@ -126,7 +144,8 @@ class VideoDataset(Dataset):
     ``streams`` are the streams each sample carries (the model card's); ``transform`` a
     :class:`~actionrec.data.streams.StreamTransform` over them (a plain clip transform is taken as the
     ``rgb`` stream's). ``future_frames`` frames after each clip form the ``future`` stream. A label of
-    ``None`` (unlabeled data) leaves ``label`` out of the sample.
+    ``None`` (unlabeled data) leaves ``label`` out of the sample. ``boxes`` says where the box files of
+    the ``boxes`` stream are (a video without one is skipped like an undecodable one).
     """
 
     def __init__(
@@ -150,8 +169,10 @@ class VideoDataset(Dataset):
         flow: FlowSource | None = None,
         future_frames: int = 0,
         cache_mb: float = 0.0,
+        boxes: BoxSource | None = None,
     ) -> None:
         self.root = Path(root)
+        self.boxes = boxes or BoxSource()
         self.frame_cache = FrameCache(cache_mb) if cache_mb > 0 else None
         self.streams, self.flow, self.future_frames = tuple(streams), flow or FlowSource(), future_frames
         self.replace_failures = replace_failures
@@ -226,6 +247,7 @@ class VideoDataset(Dataset):
             backend=self.backend,
             timeout_s=self.decode_timeout_s,
             cache=self.frame_cache,
+            boxes=self.boxes,
         ) as source:
             fps = source.fps if self.sampling.mode == "fps" else 0.0
             rng = self._rng(index)
@@ -236,7 +258,10 @@ class VideoDataset(Dataset):
                 indices, future=self._future(indices, source.num_frames)
             )  # (clips, F, H, W, C)
         views = [self.transform({k: v[c] for k, v in streams.items()}) for c in range(len(indices))]
-        sample = {k: self._views([v[k] for v in views]) for k in views[0]}
+        sample = {k: self._views([v[k] for v in views]) for k in views[0] if k not in ("boxes", "boxes_mask")}
+        if "boxes" in views[0]:  # one clip: (T, N, 4); several: padded to (V, T, N, 4) with the mask
+            boxes = [(v["boxes"], v["boxes_mask"]) for v in views]
+            sample["boxes"], sample["boxes_mask"] = pad_boxes(boxes) if len(views) > 1 else boxes[0]
         if label is not None:
             sample["label"] = label
         return {**sample, "index": index, "video_id": str(Path(rel).with_suffix("")), "path": str(path)}
@@ -390,6 +415,22 @@ def _classes_file(data: DataConfig) -> list[str] | None:
     return ann.read_class_names(data.classes_file) if data.classes_file else None
 
 
+def _label_subset(a: ann.Annotations, fraction: float) -> ann.Annotations:
+    """The first ``max(1, round(fraction * n_c))`` videos of each class in a fixed shuffle, in list order."""
+    if fraction >= 1.0:
+        return a
+    order = np.random.default_rng(0).permutation(len(a.samples))
+    kept: dict[int, int] = {}
+    keep = []
+    counts = np.bincount([y for _, y in a.samples], minlength=len(a.classes))
+    for i in order:
+        y = a.samples[i][1]
+        if kept.get(y, 0) < max(1, round(fraction * counts[y])):
+            kept[y] = kept.get(y, 0) + 1
+            keep.append(i)
+    return ann.Annotations([a.samples[i] for i in sorted(keep)], a.classes)
+
+
 def _subsample(a: ann.Annotations, n: int | None) -> ann.Annotations:
     if n is None or n >= len(a.samples):
         return a
@@ -412,7 +453,10 @@ def build_dataset(
     ``train`` (default: the train subset) samples random clips, else the evaluation views."""
     if subset not in ("train", "test"):
         raise ConfigError(f"subset must be 'train' or 'test', got {subset!r}")
-    a = _subsample(_annotations(data, subset), data.max_samples)
+    a = _annotations(data, subset)
+    if subset == "train":
+        a = _label_subset(a, data.label_fraction)
+    a = _subsample(a, data.max_samples)
     return VideoDataset(
         data.root,
         a.samples,
@@ -432,6 +476,7 @@ def build_dataset(
         flow=data.flow,
         future_frames=future_frames,
         cache_mb=data.cache_mb,
+        boxes=data.boxes,
     )
 
 

@@ -26,6 +26,7 @@ from types import TracebackType
 
 import numpy as np
 
+from actionrec.data.boxes import BoxFileError, BoxSource, MissingBoxFileError
 from actionrec.data.flow import DONE_MARKER, compute_flow, quantize_flow
 from actionrec.data.flow_frames import FlowFramesReader
 from actionrec.errors import ConfigError, VideoDecodeError
@@ -95,11 +96,19 @@ class SampleSource:
         backend: str = "pyav",
         timeout_s: float = 60.0,
         cache: FrameCache | None = None,
+        boxes: BoxSource | None = None,
     ) -> None:
         from actionrec.data.decode import open_video
 
         self.path, self.streams, self.flow = Path(video), streams, flow or FlowSource()
         self._stack = contextlib.ExitStack()
+        self.boxes = None  # read first: a video without boxes is not opened
+        if "boxes" in streams:
+            try:
+                self.boxes = (boxes or BoxSource()).load(self.path, relative)
+            except BoxFileError as e:
+                reason = "no box file" if isinstance(e, MissingBoxFileError) else f"bad box file ({e})"
+                raise VideoDecodeError(self.path, reason) from None
         computed = "flow" in streams and self.flow.method == "farneback"
         self.video = None
         self.cached = cache.get(self.path) if cache is not None else None
@@ -158,7 +167,8 @@ class SampleSource:
 
     def read(self, indices: np.ndarray, *, future: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The streams at frame ``indices`` (any shape ``S``): ``rgb`` uint8 ``(*S, H, W, 3)``, ``flow``
-        uint8 ``(*S, H, W, 2)`` (128 = still), ``future`` at the ``future`` indices."""
+        uint8 ``(*S, H, W, 2)`` (128 = still), ``future`` at the ``future`` indices, ``boxes`` float32
+        ``(*S, N, 4)`` with ``boxes_mask`` bool ``(*S, N)``."""
         indices = np.asarray(indices, dtype=np.int64)
         last = self.num_frames - 1
         flow_at = np.minimum(indices, max(last - 1, 0))  # flow i: frame i -> i + 1
@@ -180,6 +190,8 @@ class SampleSource:
             out["flow"] = (
                 self._computed_flow(frames, flow_at, last) if computed else self._stored_flow(flow_at)
             )
+        if self.boxes is not None:
+            out["boxes"], out["boxes_mask"] = self.boxes.at(indices)  # (*S, N, 4), (*S, N)
         return out
 
     def _decode(self, indices: np.ndarray) -> dict[int, np.ndarray]:

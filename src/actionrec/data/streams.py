@@ -135,11 +135,15 @@ class StreamTransform:
 
 
 def pad_boxes(samples: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-    """Ragged ``(T, N_i, 4)`` boxes and ``(T, N_i)`` masks -> ``(B, T, N, 4)`` zero-padded, ``(B, T, N)``."""
-    n = max((b.shape[1] for b, _ in samples), default=0)
-    boxes = torch.zeros(len(samples), samples[0][0].shape[0], n, 4) if samples else torch.zeros(0, 0, 0, 4)
-    mask = torch.zeros(boxes.shape[:3], dtype=torch.bool)
+    """Ragged ``(*S, N_i, 4)`` boxes and ``(*S, N_i)`` masks (``S`` alike: (T,) or (V, T)) ->
+    ``(B, *S, N, 4)`` zero-padded and ``(B, *S, N)``, N the largest N_i."""
+    if not samples:
+        return torch.zeros(0, 0, 0, 4), torch.zeros(0, 0, 0, dtype=torch.bool)
+    n = max(b.shape[-2] for b, _ in samples)
+    lead = samples[0][0].shape[:-2]
+    boxes = torch.zeros(len(samples), *lead, n, 4)
+    mask = torch.zeros(boxes.shape[:-1], dtype=torch.bool)
     for i, (b, m) in enumerate(samples):
-        boxes[i, :, : b.shape[1]] = b
-        mask[i, :, : b.shape[1]] = m
+        boxes[i, ..., : b.shape[-2], :] = b
+        mask[i, ..., : b.shape[-2]] = m
     return boxes, mask

@@ -14,6 +14,15 @@ sparse access stays cheap) in class folders plus ``classInd.txt`` / ``trainlist0
 ``testlist01.txt`` in the UCF101 layout, so the UCF101 parser reads it, and a ``synthetic.json`` /
 ``README.md`` describing classes and parameters. Output is a pure function of the arguments (each
 video is seeded by ``(seed, class name, video number)``, independent of workers and class subset).
+
+Next to every video it writes the ground-truth boxes of what it drew (``<video stem>.boxes.json``, the
+format of :mod:`actionrec.data.boxes`): per frame, the main object (score 1) and each distractor (score
+0.5), in pixels of the frame: the bounding box of the sprite's visible pixels carried through the
+rotation, scale, camera zoom and jitter of that frame. An object drawn at under
+:data:`BOX_MIN_OPACITY` opacity (``appear`` / ``disappear`` at their start / end) has no box. On the
+torus an object crossing an edge is drawn in pieces; each visible piece gets its own box (the extent
+of that piece's pixels on screen), so a wrapped object gives two (at a corner four) boxes.
+Boxes never consume random numbers: the videos are the same with or without them.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import os
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,6 +43,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from actionrec.data.boxes import write_boxes
 from actionrec.errors import ConfigError
 
 SYNTH_PAIRS: dict[str, tuple[str, str]] = {
@@ -50,6 +60,8 @@ SYNTH_CLASSES: tuple[str, ...] = tuple(c for pair in SYNTH_PAIRS.values() for c 
 _REVERSED_OF: dict[str, str] = {b: a for a, b in SYNTH_PAIRS.values()}
 _SHAPES = ("circle", "ellipse", "square", "rectangle", "triangle", "diamond", "star", "cross", "hexagon")
 FORMAT_VERSION = 1
+BOX_MIN_OPACITY = 0.2
+_BOX_SCORES = (1.0, 0.5)  # main object, distractors
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,14 @@ class Track:
 class SynthClip:
     frames: np.ndarray  # (n, S, S, 3) uint8 RGB
     track: Track
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))  # (K, 6) frame, x1, y1, x2, y2, score
+
+    def reversed(self) -> SynthClip:
+        """The clip played backwards (frames, track and box frame indices)."""
+        boxes = self.boxes.copy()
+        boxes[:, 0] = len(self.frames) - 1 - boxes[:, 0]
+        order = np.argsort(boxes[:, 0], kind="stable")
+        return SynthClip(self.frames[::-1].copy(), self.track.reversed(), boxes[order])
 
 
 # ---------------------------------------------------------------- motions (forward classes only)
@@ -282,6 +302,44 @@ def _camera(world: np.ndarray, centre: tuple[float, float], zoom: float, dx: flo
     return cv2.warpAffine(world, m, world.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
 
 
+# ---------------------------------------------------------------- ground-truth boxes
+def _sprite_points(sprite: np.ndarray) -> np.ndarray:
+    """Pixel centres (K, 2) ``x, y`` of the pixels a sprite covers at least half."""
+    ys, xs = np.nonzero(sprite[..., 3] > 0.5)  # at least half covered
+    return np.stack([xs, ys], 1).astype(np.float64)
+
+
+def _screen_boxes(
+    points: np.ndarray,
+    side: int,
+    pose: tuple[float, float, float, float],
+    size: int,
+    camera: tuple[tuple[float, float], float, float, float],
+) -> list[tuple[float, float, float, float]]:
+    """The boxes of a sprite's visible pieces on screen: ``pose`` is ``(x, y, angle, scale)`` as
+    :func:`_paste` takes it, ``camera`` ``(centre, zoom, dx, dy)`` as :func:`_camera` does."""
+    x, y, angle, scale = pose
+    (cx, cy), zoom, dx, dy = camera
+    c = side / 2
+    rot = cv2.getRotationMatrix2D((c, c), float(angle), float(scale))[:, :2]
+    world = (points - c) @ rot.T + (x % size, y % size)  # (K, 2): _paste puts pixel p at R(p - c) + (x, y)
+    centre = np.array([cx, cy])
+    # pixel-index coordinates -> box coordinates (pixel i spans [i, i + 1)): + 0.5
+    screen = zoom * (world - centre) + centre + (dx, dy) + 0.5  # (K, 2)
+    pad = 0.5 * scale * zoom  # a pixel centre stands for a pixel
+    out = []
+    for kx in (-1, 0, 1):  # the torus repeats with period `size` in the world, zoom * size on screen
+        for ky in (-1, 0, 1):
+            piece = screen + zoom * size * np.array([kx, ky])
+            piece = piece[((piece >= 0) & (piece <= size)).all(1)]  # the part of this copy on screen
+            if len(piece) == 0:
+                continue
+            x1, y1 = np.clip(piece.min(0) - pad, 0, size)
+            x2, y2 = np.clip(piece.max(0) + pad, 0, size)
+            out.append((float(x1), float(y1), float(x2), float(y2)))
+    return out
+
+
 # ---------------------------------------------------------------- one clip
 def _clip_length(rng: np.random.Generator, params: SynthParams) -> int:
     low = max(2, math.ceil(params.num_frames * (1 - params.length_jitter)))
@@ -307,7 +365,21 @@ def _render(rng: np.random.Generator, motion: str, params: SynthParams) -> Synth
         float(track.y[n // 2] % size),
     )  # the camera zooms onto the object
     frames = np.empty((n, size, size, 3), np.uint8)
+    obj_points = _sprite_points(obj)
+    d_points = [_sprite_points(d) for d in distractors]
+    rows: list[tuple[float, ...]] = []
     for i in range(n):
+        camera = (centre, float(track.zoom[i]), *map(float, jitter[i]))
+        if track.alpha[i] >= BOX_MIN_OPACITY:
+            pose = (track.x[i], track.y[i], track.angle[i], track.scale[i])
+            rows += [
+                (i, *b, _BOX_SCORES[0]) for b in _screen_boxes(obj_points, obj.shape[0], pose, size, camera)
+            ]
+        for sprite, points, p0, v in zip(distractors, d_points, d_start, d_velocity):
+            pose = (*(p0 + v * w[i]), 0.0, 1.0)
+            rows += [
+                (i, *b, _BOX_SCORES[1]) for b in _screen_boxes(points, sprite.shape[0], pose, size, camera)
+            ]
         world = background.copy()
         for sprite, p0, v in zip(distractors, d_start, d_velocity):
             _paste(world, sprite, *(p0 + v * w[i]), 0.0, 1.0, 1.0)
@@ -316,7 +388,7 @@ def _render(rng: np.random.Generator, motion: str, params: SynthParams) -> Synth
             0, noise_sigma, (size, size, 3)
         )
         frames[i] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
-    return SynthClip(frames, track)
+    return SynthClip(frames, track, np.array(rows, np.float64).reshape(-1, 6))
 
 
 def _video_rng(seed: int, class_name: str, index: int) -> np.random.Generator:
@@ -334,8 +406,7 @@ def make_clip(
     forward = _REVERSED_OF.get(class_name)
     if forward is None:
         return _render(rng, class_name, params)
-    clip = _render(rng, forward, params)  # the reversed class is the forward motion played backwards
-    return SynthClip(clip.frames[::-1].copy(), clip.track.reversed())
+    return _render(rng, forward, params).reversed()  # the forward motion played backwards
 
 
 # ---------------------------------------------------------------- files
@@ -362,6 +433,9 @@ def _write_one(job: tuple[str, str, int, int, SynthParams]) -> tuple[str, int]:
     clip = make_clip(class_name, seed=seed, index=index, params=params)
     rel = f"{class_name}/{class_name}_{index:04d}.mp4"
     write_mp4(Path(out_dir) / rel, clip.frames, fps=params.fps, gop=params.gop, crf=params.crf)
+    n, height, width = clip.frames.shape[:3]
+    box_path = Path(out_dir) / f"{class_name}/{class_name}_{index:04d}.boxes.json"
+    write_boxes(box_path, clip.boxes, width=width, height=height, num_frames=n)
     return rel, len(clip.frames)
 
 

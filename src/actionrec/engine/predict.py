@@ -5,7 +5,9 @@ The preprocessing is the model's own (its :class:`~actionrec.models.registry.Mod
 one schema, :class:`~actionrec.data.preprocessing.Preprocessing`). Its streams are read as the
 dataset reads them (:class:`~actionrec.data.sources.SampleSource`): a flow model takes the flow
 ``actionrec flow`` wrote for the video (``FlowSource(root)``: the folder ``root/<video stem>``) or
-Farneback flow computed on the fly (``FlowSource(method="farneback")``).
+Farneback flow computed on the fly (``FlowSource(method="farneback")``); a region-graph model takes
+the video's box file (``actionrec boxes`` writes them; ``BoxSource``). A ``future`` stream (frames
+after the clip, a training target) is not read: such a model predicts from its clip alone.
 
 * ``"fps"`` (I3D): the whole video resampled to ``fps`` by index ``int(k * src_fps / fps)``, at most
   ``max_frames`` frames, short side resized (bilinear), centre crop, normalised, one forward pass; the
@@ -29,13 +31,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from actionrec.data.boxes import BoxSource
 from actionrec.data.preprocessing import DEFAULT_CLIPS, Preprocessing
 from actionrec.data.sources import FlowSource, SampleSource
-from actionrec.data.streams import model_input
+from actionrec.data.streams import model_input, pad_boxes
 from actionrec.engine.fast import fast_inference, map_tensors
 from actionrec.errors import ActionrecError
 
 CHUNK = 32  # frames decoded and resized at a time
+BOX_KEYS = ("boxes", "boxes_mask")
 __all__ = ["DEFAULT_CLIPS", "Prediction", "Preprocessing", "Timeline", "predict_video"]
 
 
@@ -97,7 +101,19 @@ def _read_clip(source: SampleSource, row: np.ndarray, transform: Any) -> dict[st
     nothing but the memory held: a long HD video never sits in memory as full-size float frames.
     """
     parts = [transform(source.read(row[s : s + CHUNK])) for s in range(0, len(row), CHUNK)]
-    return {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0]}  # chunks of (C, t, H, W)
+    out = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0] if k not in BOX_KEYS}  # (C, t, H, W)
+    if "boxes" in parts[0]:  # (t, N_i, 4) chunks, N_i the most boxes a frame of the chunk has
+        boxes, mask = pad_boxes([(p["boxes"], p["boxes_mask"]) for p in parts])  # (chunks, t, N, 4)
+        out["boxes"], out["boxes_mask"] = boxes.flatten(0, 1), mask.flatten(0, 1)  # -> (T, N, 4), (T, N)
+    return out
+
+
+def _stack_views(views: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Views' streams -> (N, C, T, H, W) each; their boxes padded to (N, T, N_boxes, 4) with the mask."""
+    batch = {k: torch.stack([v[k] for v in views]) for k in views[0] if k not in BOX_KEYS}
+    if "boxes" in views[0]:
+        batch["boxes"], batch["boxes_mask"] = pad_boxes([(v["boxes"], v["boxes_mask"]) for v in views])
+    return batch
 
 
 def _forward(runner: nn.Module, clips: Any, n: int, *, chunk: int = 8) -> torch.Tensor:
@@ -127,8 +143,7 @@ def _video_logits(
     indices = sample_indices(pre.sampling_config(clips), num_frames=stop - start, fps=fps, train=False)
     transform = pre.transform()
     views = [_read_clip(source, row, transform) for row in indices + start]
-    batch = {k: torch.stack([v[k] for v in views]) for k in views[0]}  # (N, C, T, H, W) per stream
-    return _forward(runner, model_input(batch), len(views)).mean(0)  # (N, K) -> (K,)
+    return _forward(runner, model_input(_stack_views(views)), len(views)).mean(0)  # (N, K) -> (K,)
 
 
 def _windows(num_frames: int, src_fps: float, window: float, stride: float) -> list[tuple[int, int]]:
@@ -170,22 +185,20 @@ def predict_video(
     timeline: bool = False,
     num_clips: int | None = None,
     flow: FlowSource | None = None,
+    boxes: BoxSource | None = None,
 ) -> Prediction:
     """Classify one video file with the model's own preprocessing (see the module docstring).
 
     ``card`` overrides ``model.card`` (a ModelCard or a weights card's ``preprocessing`` dict).
-    ``flow`` says where a flow model's flow comes from (see the module docstring).
+    ``flow`` says where a flow model's flow comes from (see the module docstring); ``boxes`` where a
+    region model's box file is (default: beside the video, see :mod:`actionrec.data.boxes`).
     ``timeline=True`` (or a ``window`` length in seconds) adds class scores over sliding windows
     ``stride`` seconds apart (default: one model clip long, half-overlapping).
     """
     pre = _preprocessing(model, card)
-    streams = tuple(s for s in pre.streams if s in ("rgb", "flow"))
-    if streams != pre.streams:
-        raise ActionrecError(
-            f"{path}: predict reads rgb and flow streams; this model takes {list(pre.streams)}"
-        )
+    streams = tuple(s for s in pre.streams if s != "future")  # training targets, not read to predict
     runner = fast_inference(model, precision=precision)
-    with SampleSource(path, streams=streams, flow=flow, backend=backend) as source:
+    with SampleSource(path, streams=streams, flow=flow, backend=backend, boxes=boxes) as source:
         logits = _video_logits(runner, source, pre, num_clips=num_clips)
         names = _class_names(labels, logits.shape[0])
         line = _timeline(runner, source, pre, window, stride) if (timeline or window) else None

@@ -385,7 +385,7 @@ class _Trainer:
             weights = save_weights(
                 ckpt.unwrap(self.model),
                 self.out / "model.safetensors",
-                labels=self.classes,
+                labels=self.classes or None,
                 extra=self._card_extra(),
             )
             plot_curves(self.out / "metrics.jsonl", self.out / "curves.png")

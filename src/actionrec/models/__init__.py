@@ -3,6 +3,7 @@
 from actionrec.models import (  # noqa: F401
     c3d,
     conv_fusion,
+    dynamonet,
     i3d,
     karpathy,
     resnet3d,
@@ -10,6 +11,7 @@ from actionrec.models import (  # noqa: F401
     single_frame,
     slowfast,
     snippets,
+    strg,
     tada,
     timesformer,
     tsn,

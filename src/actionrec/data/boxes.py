@@ -1,0 +1,194 @@
+"""Per-frame object boxes of a video: the box-file format, reading, writing and looking files up.
+
+A box file lists detections, one row per box::
+
+    frame, x1, y1, x2, y2, score
+
+``frame`` is the 0-based index of the decoded frame (the index :class:`~actionrec.data.sources.SampleSource`
+samples), ``x1, y1, x2, y2`` are pixels of that decoded frame (corners, ``x2 > x1``, ``y2 > y1``;
+``x`` to the right, ``y`` down) and ``score`` a confidence (higher is better; ground truth uses 1).
+A frame may have any number of rows, none included. Two encodings hold the same rows:
+
+- JSON (``.boxes.json``, what ``actionrec boxes`` and ``actionrec synth`` write)::
+
+      {"format": "actionrec-boxes", "version": 1, "width": 320, "height": 240, "num_frames": 90,
+       "boxes": [[0, 12.0, 30.5, 80.0, 140.0, 0.98], ...]}
+
+  ``width`` / ``height`` / ``num_frames`` describe the decoded video and are optional;
+- CSV (``.boxes.csv``): a header line ``frame,x1,y1,x2,y2,score`` then one row per box.
+
+Where a video's file is (:func:`box_file`): with no ``boxes_root`` it lies next to the video, named
+after it without its suffix (``v_Punch_g01_c01.avi`` -> ``v_Punch_g01_c01.boxes.json``); with a
+``boxes_root`` that folder mirrors the dataset: the box file of ``<root>/<rel>.avi`` is
+``<boxes_root>/<rel>.boxes.json``. JSON is looked for first, then CSV.
+
+A :class:`BoxTable` serves the boxes of any frame indices: the ``max_boxes`` highest-scoring boxes of
+each frame (score order, ties by file order), padded to a common ``N`` with a mask of the real ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from actionrec.errors import ActionrecError
+
+BOX_SUFFIXES = (".boxes.json", ".boxes.csv")
+COLUMNS = ("frame", "x1", "y1", "x2", "y2", "score")
+FORMAT = "actionrec-boxes"
+VERSION = 1
+
+
+class BoxFileError(ActionrecError):
+    """A box file that cannot be read."""
+
+
+class MissingBoxFileError(BoxFileError):
+    """A video without a box file."""
+
+
+def box_file(
+    video: str | Path, *, boxes_root: str | Path | None = None, relative: str | Path | None = None
+) -> Path:
+    """The box file of ``video`` (``relative``: its path under the dataset root), JSON unless only the CSV
+    exists; the path returned need not exist (see the module docstring for the layout)."""
+    video = Path(video)
+    if boxes_root is None:
+        stem = video.with_suffix("")
+    else:
+        stem = Path(boxes_root) / Path(relative if relative is not None else video.name).with_suffix("")
+    candidates = [stem.with_name(stem.name + s) for s in BOX_SUFFIXES]
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
+def _as_rows(rows: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    table = np.asarray(rows, dtype=np.float64).reshape(-1, len(COLUMNS))  # (K, 6)
+    if not np.isfinite(table).all():
+        raise ValueError("box rows hold a non-finite value")
+    return table
+
+
+def write_boxes(
+    path: str | Path,
+    rows: np.ndarray | Sequence[Sequence[float]],
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    num_frames: int | None = None,
+) -> Path:
+    """Write ``rows`` (K, 6) ``frame, x1, y1, x2, y2, score`` to ``path`` (JSON or CSV by its name),
+    atomically: a temporary file in the same folder renamed into place, so a reader (or a resumed
+    ``actionrec boxes``) never sees half a file."""
+    path = Path(path)
+    table = _as_rows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            if path.name.endswith(".csv"):
+                writer = csv.writer(f)
+                writer.writerow(COLUMNS)
+                writer.writerows([int(r[0]), *(round(float(v), 3) for v in r[1:])] for r in table)
+            else:
+                meta = {"width": width, "height": height, "num_frames": num_frames}
+                body = [[int(r[0]), *(round(float(v), 3) for v in r[1:])] for r in table]
+                doc = {
+                    "format": FORMAT,
+                    "version": VERSION,
+                    **{k: v for k, v in meta.items() if v is not None},
+                }
+                json.dump({**doc, "boxes": body}, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_boxes(path: str | Path) -> np.ndarray:
+    """The rows (K, 6) float64 of a box file; :class:`BoxFileError` when missing or malformed."""
+    path = Path(path)
+    try:
+        if path.name.endswith(".csv"):
+            with path.open(newline="") as f:
+                reader = csv.reader(f)
+                header = next(reader, None)
+                if header is None or [h.strip() for h in header[:6]] != list(COLUMNS):
+                    raise ValueError(f"the header must be {','.join(COLUMNS)}")
+                rows = [[float(v) for v in row[:6]] for row in reader if row]
+        else:
+            doc = json.loads(path.read_text())
+            if not isinstance(doc, dict) or "boxes" not in doc:
+                raise ValueError('expected an object with a "boxes" list')
+            rows = doc["boxes"]
+        return _as_rows(rows)
+    except FileNotFoundError:
+        raise MissingBoxFileError(f"{path}: no box file (write one with `actionrec boxes`)") from None
+    except (OSError, ValueError, TypeError, IndexError) as e:
+        raise BoxFileError(f"{path}: not a box file ({e})") from None
+
+
+class BoxTable:
+    """The boxes of one video by frame, best first; :meth:`at` gives those of sampled frames."""
+
+    def __init__(self, rows: np.ndarray, *, max_boxes: int | None = None) -> None:
+        if max_boxes is not None and max_boxes < 0:
+            raise ValueError(f"max_boxes must be >= 0, got {max_boxes}")
+        rows = _as_rows(rows)
+        order = np.lexsort((-rows[:, 5], rows[:, 0]))  # by frame, then score descending (stable)
+        rows = rows[order]
+        self.by_frame: dict[int, np.ndarray] = {}
+        for frame in np.unique(rows[:, 0]).astype(int):
+            boxes = rows[rows[:, 0] == frame, 1:5]  # (n, 4), best first
+            self.by_frame[int(frame)] = boxes[:max_boxes] if max_boxes is not None else boxes
+
+    @classmethod
+    def load(cls, path: str | Path, *, max_boxes: int | None = None) -> BoxTable:
+        return cls(read_boxes(path), max_boxes=max_boxes)
+
+    def at(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes ``(*S, N, 4)`` float32 and mask ``(*S, N)`` bool at frame ``indices`` of shape ``S``;
+        ``N`` is the most boxes any of these frames has (0 when none has any)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        per = [self.by_frame.get(int(i), np.zeros((0, 4))) for i in indices.ravel()]
+        n = max((len(b) for b in per), default=0)
+        boxes = np.zeros((len(per), n, 4), np.float32)  # (prod S, N, 4)
+        mask = np.zeros((len(per), n), bool)
+        for k, b in enumerate(per):
+            boxes[k, : len(b)], mask[k, : len(b)] = b, True
+        return boxes.reshape(*indices.shape, n, 4), mask.reshape(*indices.shape, n)
+
+
+def top_boxes(rows: np.ndarray | Sequence[Sequence[float]], max_boxes: int) -> np.ndarray:
+    """The ``max_boxes`` highest-scoring rows of every frame (K', 6), sorted by frame then score."""
+    table = _as_rows(rows)
+    table = table[np.lexsort((-table[:, 5], table[:, 0]))]  # by frame, then score descending
+    keep = np.zeros(len(table), bool)
+    for frame in np.unique(table[:, 0]):
+        keep[np.flatnonzero(table[:, 0] == frame)[:max_boxes]] = True
+    return table[keep]
+
+
+class BoxSource:
+    """Where a dataset's box files are (``root``: a folder mirroring the dataset, or None: next to
+    each video) and how many boxes a frame keeps (``max_boxes``, the best by score; None: all)."""
+
+    def __init__(self, root: str | Path | None = None, max_boxes: int | None = None) -> None:
+        if max_boxes is not None and max_boxes < 0:
+            raise ActionrecError(f"max_boxes must be >= 0, got {max_boxes}")
+        self.root, self.max_boxes = root, max_boxes
+
+    def path(self, video: str | Path, relative: str | Path | None = None) -> Path:
+        return box_file(video, boxes_root=self.root, relative=relative)
+
+    def load(self, video: str | Path, relative: str | Path | None = None) -> BoxTable:
+        return BoxTable.load(self.path(video, relative), max_boxes=self.max_boxes)
+
+    def __repr__(self) -> str:
+        return f"BoxSource(root={self.root!r}, max_boxes={self.max_boxes})"

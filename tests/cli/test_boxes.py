@@ -1,0 +1,104 @@
+"""``actionrec boxes``: a local Faster R-CNN over a real video, resuming, sharding and bad input."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from actionrec.cli import COMMANDS, main
+from actionrec.cli import boxes as boxes_cli
+from actionrec.data.boxes import box_file, read_boxes
+from actionrec.errors import ActionrecError
+
+FAST = ["--min-size", "64", "--max-frames", "3", "--every", "5", "--max-boxes", "4", "--batch-size", "3"]
+
+
+def run_cli(argv: list[str]) -> int:
+    """``actionrec boxes ARGV`` through the real entry point once registered, else with its contract
+    (an ActionrecError is one line on stderr and exit status 2)."""
+    if "boxes" in COMMANDS:
+        return main(["boxes", *argv])
+    parser = argparse.ArgumentParser(prog="actionrec")
+    boxes_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["boxes", *argv])
+    try:
+        return boxes_cli.run(args)
+    except ActionrecError as e:
+        print(f"actionrec boxes: error: {e}", file=sys.stderr)
+        return 2
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight fasterrcnn_resnet50_fpn state dict (nothing downloaded)."""
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("detector") / "frcnn.pth"
+    torch.save(fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict(), path)
+    return path
+
+
+def test_detects_writes_and_resumes(
+    weights: Path, videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    videos = tmp_path / "videos"
+    (videos / "sport").mkdir(parents=True)
+    shutil.copy(videos_dir / "arm_wrestling.mp4", videos / "sport" / "arm_wrestling.mp4")
+    out = tmp_path / "boxes"
+    assert run_cli([str(videos), "--weights", str(weights), "--out", str(out), *FAST]) == 0
+    target = out / "sport" / "arm_wrestling.boxes.json"  # the boxes_root layout
+    assert target == box_file(
+        videos / "sport" / "arm_wrestling.mp4", boxes_root=out, relative="sport/arm_wrestling.mp4"
+    )
+    rows = read_boxes(target)
+    assert set(rows[:, 0].astype(int)) <= {0, 5, 10}  # every 5th frame, at most 3 of them
+    for frame in (0, 5, 10):
+        assert (rows[:, 0] == frame).sum() <= 4
+    assert (rows[:, 3] >= rows[:, 1]).all() and (rows[:, 4] >= rows[:, 2]).all()
+    assert "1 detected" in capsys.readouterr().out
+    stamp = target.stat().st_mtime_ns
+    assert run_cli([str(videos), "--weights", str(weights), "--out", str(out), *FAST]) == 0
+    assert "0 detected, 1 already done" in capsys.readouterr().out and target.stat().st_mtime_ns == stamp
+
+
+def test_bad_videos_are_reported_at_the_end(
+    weights: Path, videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    assert run_cli([str(bad), "--weights", str(weights), *FAST]) == 2
+    assert "failed: " in capsys.readouterr().err and not box_file(bad).exists()
+
+
+def test_shards_split_the_videos(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.mp4").write_bytes(b"")
+    found, problems = boxes_cli.collect_videos([tmp_path, tmp_path / "missing"])
+    assert [v.name for v, _ in found] == ["a.mp4", "b.mp4", "c.mp4"] and len(problems) == 1
+    assert boxes_cli._parse_shard("2/3") == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--weights", "{tmp}/none.pth"], "no such weights file"),
+        (["--weights", "{tmp}/junk.pth"], "cannot read a torch state dict"),
+        (["--weights", "{tmp}/junk.pth", "--shard", "3/2"], "--shard"),
+        (["--weights", "{tmp}/junk.pth", "--every", "0"], "--every"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    (tmp_path / "v.mp4").write_bytes(b"")
+    argv = [str(tmp_path / "v.mp4"), *(a.replace("{tmp}", str(tmp_path)) for a in extra)]
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
