@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from actionrec.cli import COMMANDS, main
 from actionrec.cli import boxes as boxes_cli
+from actionrec.cli import main
 from actionrec.data.boxes import box_file, read_boxes
-from actionrec.errors import ActionrecError
 
 FAST = ["--min-size", "64", "--max-frames", "3", "--every", "5", "--max-boxes", "4", "--batch-size", "3"]
 
 
 def run_cli(argv: list[str]) -> int:
-    """``actionrec boxes ARGV`` through the real entry point once registered, else with its contract
-    (an ActionrecError is one line on stderr and exit status 2)."""
-    if "boxes" in COMMANDS:
-        return main(["boxes", *argv])
-    parser = argparse.ArgumentParser(prog="actionrec")
-    boxes_cli.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["boxes", *argv])
-    try:
-        return boxes_cli.run(args)
-    except ActionrecError as e:
-        print(f"actionrec boxes: error: {e}", file=sys.stderr)
-        return 2
+    return main(["boxes", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +88,23 @@ def test_bad_input_is_one_line_and_exit_2(
     assert run_cli(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_predict_detects_the_boxes_of_the_frames_it_samples(
+    weights: Path, videos_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from actionrec.models.registry import create_model
+    from actionrec.weights import save_weights
+
+    torch.manual_seed(0)
+    model = create_model("strg_small", num_classes=3, zero_init_graph=False)
+    path = save_weights(model, tmp_path / "strg.safetensors", labels=["a", "b", "c"])
+    video = videos_dir / "arm_wrestling.mp4"
+    argv = ["predict", str(video), "--weights", str(path), "--json", "--clips", "1"]
+    assert main([*argv, "--detector", str(weights), "--detector-min-size", "64", "--max-boxes", "3"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["logits"]) == 3
+    assert not box_file(video).exists()  # nothing written beside the (read-only) video
+    assert main([*argv, "--detector", str(tmp_path / "none.pth")]) == 2
+    assert "no such weights file" in capsys.readouterr().err

@@ -10,17 +10,10 @@ import torch
 from PIL import Image
 
 import actionrec.cli as cli
-import actionrec.models.dynamonet  # noqa: F401  (registers the models)
 from actionrec.cli.motion import strip_size
 from actionrec.data.synth import write_mp4
 from actionrec.models.registry import create_model
 from actionrec.weights import save_weights
-
-
-@pytest.fixture(autouse=True)
-def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    if "motion" not in cli.COMMANDS:  # until the command is listed in actionrec.cli.COMMANDS
-        monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, "motion"))
 
 
 @pytest.fixture(scope="module")

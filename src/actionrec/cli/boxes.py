@@ -166,12 +166,52 @@ def detect_video(
             chunk = frames[start : start + opts.batch_size]
             images = reader.get_frames(chunk)  # (k, H, W, 3) uint8
             shape = (n, images.shape[1], images.shape[2])
-            batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
-            with torch.inference_mode():
-                outputs = model(list(batch.to(opts.device)))
-            for frame, out in zip(chunk, outputs):
-                rows.append(_keep(int(frame), out, opts))
+            rows += _detect(model, images, chunk, opts)
     return (np.concatenate(rows) if rows else np.zeros((0, 6))), shape
+
+
+class DetectedBoxes:
+    """A box source that detects on demand (what ``actionrec predict --detector`` uses): a video's table
+    runs the detector on the frames a clip samples, once each, instead of reading a box file."""
+
+    def __init__(self, model: torch.nn.Module, opts: DetectOptions) -> None:
+        self.model, self.opts = model, opts
+
+    def load(self, video: str | Path, relative: object = None) -> _LazyTable:
+        return _LazyTable(self, Path(video))
+
+
+class _LazyTable:
+    def __init__(self, source: DetectedBoxes, video: Path) -> None:
+        from actionrec.data.boxes import BoxTable
+
+        self.source, self.video = source, video
+        self.table = BoxTable(np.zeros((0, 6)))  # filled frame by frame
+
+    def at(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from actionrec.data.decode import open_video
+
+        wanted = sorted({int(i) for i in np.asarray(indices).ravel()} - set(self.table.by_frame))
+        opts = self.source.opts
+        if wanted:
+            with open_video(self.video) as reader:
+                for start in range(0, len(wanted), opts.batch_size):
+                    chunk = wanted[start : start + opts.batch_size]
+                    for frame, rows in zip(
+                        chunk, _detect(self.source.model, reader.get_frames(chunk), chunk, opts)
+                    ):
+                        self.table.by_frame[frame] = rows[:, 1:5]  # best first, at most max_boxes
+        return self.table.at(indices)
+
+
+def _detect(
+    model: torch.nn.Module, images: np.ndarray, frames: Sequence[int], opts: DetectOptions
+) -> list[np.ndarray]:
+    """(k, H, W, 3) uint8 frames -> the kept rows (n, 6) of each."""
+    batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
+    with torch.inference_mode():
+        outputs = model(list(batch.to(opts.device)))
+    return [_keep(int(frame), out, opts) for frame, out in zip(frames, outputs)]
 
 
 def _keep(frame: int, out: dict[str, torch.Tensor], opts: DetectOptions) -> np.ndarray:

@@ -58,23 +58,25 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="detect the boxes first with torchvision's Faster R-CNN from this local state dict",
     )
     boxes.add_argument("--max-boxes", type=int, default=10, help="boxes kept a frame (default 10)")
+    boxes.add_argument(
+        "--detector-min-size", type=int, default=800, help="short side the detector sees (default 800)"
+    )
     return p
 
 
-def box_source(args: argparse.Namespace, video: str, work: Path) -> Any:
-    """Where a region model finds ``video``'s boxes: run the detector into ``work``, or --boxes-root."""
-    from actionrec.data.boxes import BoxSource, box_file, write_boxes
+def box_source(args: argparse.Namespace) -> Any:
+    """Where a region model's boxes come from: the detector (built once, run on the sampled frames)
+    or the box files (beside the videos or under --boxes-root)."""
+    from actionrec.data.boxes import BoxSource
 
-    if not getattr(args, "detector", None):
+    if not args.detector:
         return BoxSource(args.boxes_root, max_boxes=args.max_boxes)
-    from actionrec.cli.boxes import DetectOptions, build_detector, detect_video
+    from actionrec.cli.boxes import DetectedBoxes, DetectOptions, build_detector
 
-    opts = DetectOptions(weights=args.detector, max_boxes=args.max_boxes)
-    if not hasattr(args, "_detector"):
-        args._detector = build_detector(opts)  # once for all videos
-    rows, (n, h, w) = detect_video(args._detector, Path(video), opts)
-    write_boxes(box_file(video, boxes_root=work), rows, width=w, height=h, num_frames=n)
-    return BoxSource(work, max_boxes=args.max_boxes)
+    if not Path(args.detector).is_file():
+        raise ActionrecError(f"{args.detector}: no such weights file (a fasterrcnn_resnet50_fpn state dict)")
+    opts = DetectOptions(weights=args.detector, max_boxes=args.max_boxes, min_size=args.detector_min_size)
+    return DetectedBoxes(build_detector(opts), opts)
 
 
 def _weights_card(path: str | None) -> dict[str, Any] | None:
@@ -126,15 +128,8 @@ def _print_text(prediction: Any) -> None:
         print(f"  {rank}. {t['label']:<{width}}  {t['score']:7.2%}  (logit {t['logit']:.3f})")
 
 
-def _predict_one(model: Any, video: str, labels: list[str] | None, pre: Any, args: argparse.Namespace) -> Any:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="actionrec-boxes-") as tmp:
-        return _predict_in(model, video, labels, pre, args, Path(tmp))
-
-
-def _predict_in(
-    model: Any, video: str, labels: list[str] | None, pre: Any, args: argparse.Namespace, work: Path
+def _predict_one(
+    model: Any, video: str, labels: list[str] | None, pre: Any, args: argparse.Namespace, boxes: Any
 ) -> Any:
     from actionrec.engine.predict import predict_video
 
@@ -150,9 +145,7 @@ def _predict_in(
         window=args.window,
         num_clips=args.clips,
         flow=flow_source(args),
-        boxes=box_source(args, video, work)
-        if "boxes" in getattr(getattr(model, "card", None), "streams", ())
-        else None,
+        boxes=boxes,
     )
 
 
@@ -162,10 +155,12 @@ def run(args: argparse.Namespace) -> int:
     if args.clips is not None and args.clips < 1:
         raise ActionrecError(f"--clips must be >= 1, got {args.clips}")
     model, labels, pre = load_predictor(args)
+    regions = "boxes" in getattr(getattr(model, "card", None), "streams", ())
+    boxes = box_source(args) if regions else None
     bad = 0
     for video in args.videos:
         try:
-            prediction = _predict_one(model, video, labels, pre, args)
+            prediction = _predict_one(model, video, labels, pre, args, boxes)
         except (ActionrecError, OSError, RuntimeError, ValueError) as e:
             message = str(e) if isinstance(e, VideoDecodeError) else f"{video}: {e}"
             print(f"actionrec predict: error: {message}", file=sys.stderr)
