@@ -25,7 +25,7 @@ DEMO_FLOW = {"method": "farneback", "bound": 4.0, "short_side": None}
 QUICK_VIDEOS_PER_CLASS = 4
 FULL_VIDEOS_PER_CLASS = 100
 EXAMPLE = """example:
-  actionrec demo --out runs/demo          # about 4.5 minutes on 2 AMX cores (fp32 AVX2 CPUs: slower)
+  actionrec demo --out runs/demo          # about 3.5 minutes on 2 AMX cores (fp32 AVX2 CPUs: slower)
   actionrec demo --out /tmp/demo --quick  # a smoke run in well under a minute
 """
 
