@@ -173,3 +173,16 @@ def test_bad_arguments() -> None:
         TAdaConv2d(4, 4, 3, impl="fast")
     with pytest.raises(ValueError, match="window"):
         PixelTemporalAttention(4, window=0)
+
+
+def test_attention_offset_bias_breaks_time_symmetry() -> None:
+    """Without the bias per offset the block commutes with reversing time (so it cannot tell a motion
+    from its reverse); with it, it does not."""
+    torch.manual_seed(5)
+    attn = _randomise(PixelTemporalAttention(6, window=1, reduction=2))
+    x = torch.randn(1, 6, 5, 3, 3)
+    with torch.no_grad():
+        attn.offset_bias.zero_()
+        torch.testing.assert_close(attn(x.flip(2)), attn(x).flip(2))
+        attn.offset_bias.copy_(torch.tensor([1.0, 0.0, -1.0]))  # prefer the past frame
+        assert not torch.allclose(attn(x.flip(2)), attn(x).flip(2), atol=1e-3)
