@@ -148,3 +148,22 @@ def test_a_model_trains_with_its_own_recipe_not_an_ablation_or_pretraining_one()
 
     assert find_recipe("strg_small") == "strg-small_8x3_synthetic-rgb"  # not strg-small-backbone_...
     assert find_recipe("dynamonet_small") == "dynamonet-small_8x3_synthetic-rgb"  # not the label-free one
+
+
+def test_cost_of_a_test_sample_with_views_and_boxes(tmp_path: Path) -> None:
+    """The cost is counted on one view of a test sample, whose boxes carry the views first too."""
+    import torch
+
+    from actionrec.cli.demo import _cost
+    from actionrec.models.registry import create_model
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"train_clips_per_s": 10.0}\n{"train_clips_per_s": 20.0}\n')
+    sample = {
+        "rgb": torch.zeros(3, 3, 8, 48, 48),  # 3 views
+        "boxes": torch.tensor([[0.0, 0.0, 20.0, 20.0]]).expand(3, 8, 1, 4).clone(),
+        "boxes_mask": torch.ones(3, 8, 1, dtype=torch.bool),
+        "label": 0,
+    }
+    cost = _cost(create_model("strg_small", num_classes=5), sample, metrics)
+    assert cost["train_clips_per_s"] == 15.0 and 0.2 < cost["gmacs"] < 0.25

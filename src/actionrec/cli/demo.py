@@ -281,8 +281,10 @@ def _cost(model: Any, sample: dict[str, Any], metrics: Path) -> dict[str, float]
     from actionrec.models.complexity import count_macs, count_params
 
     streams = {k: v for k, v in sample.items() if k in INPUT_KEYS}
-    # (views, C, T, H, W) with several test views, else (C, T, H, W): one view as a batch of 1
-    view = model_input({k: v[:1] if v.dim() == 5 else v.unsqueeze(0) for k, v in streams.items()})
+    # (views, C, T, H, W) with several test views, else (C, T, H, W): one view as a batch of 1; every
+    # stream (boxes (V, T, N, 4) too) has the views first when the frames do
+    views = next(v for k, v in streams.items() if k not in ("boxes", "boxes_mask")).dim() == 5
+    view = model_input({k: v[:1] if views else v.unsqueeze(0) for k, v in streams.items()})
     rates = [
         r["train_clips_per_s"]
         for r in map(json.loads, metrics.read_text().splitlines())
