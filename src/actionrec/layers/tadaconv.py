@@ -98,32 +98,32 @@ class TemporalCalibration(nn.Module):
 class PixelTemporalAttention(nn.Module):
     """Per-pixel attention over a temporal window (our design): (B, C, T, H, W) -> (B, C, T, H, W).
 
-        Each position (t, h, w) attends to (t', h, w) for t' in [t - k, t + k]; offsets that fall outside
-        the clip are masked out of the softmax (not zero-padded), so the edge frames spread their weight over
-        fewer neighbours and T=1 attends only to itself. Scores are scaled dot products between a query and a
-        key, both 1x1x1 convs C -> d = C/r::
+    Each position (t, h, w) attends to (t', h, w) for t' in [t - k, t + k]; offsets that fall outside
+    the clip are masked out of the softmax (not zero-padded), so the edge frames spread their weight over
+    fewer neighbours and T=1 attends only to itself. Scores are scaled dot products between a query and a
+    key, both 1x1x1 convs C -> d = C/r::
 
-            s(t, t') = <q(x_t), k(x_t')> / sqrt(d) + b[t' - t]
-            y_t = x_t + gamma * (sum_t' softmax(s)_t' x_t' - x_t)
+        s(t, t') = <q(x_t), k(x_t')> / sqrt(d) + b[t' - t]
+        y_t = x_t + gamma * (sum_t' softmax(s)_t' x_t' - x_t)
 
-        The learned bias per offset ``b`` (zero at the start) breaks the block's time symmetry: without it a
-        position weights its neighbours by content alone, the block computes the same function of a clip and
-        of its time reversal, and it cannot help tell a motion from its reverse (on the synthetic benchmark
-        the symmetric block left ``tada_small`` at chance on the horizontal, vertical and rotation pairs).
-        With it, a position can prefer its past or its future frame, and channels whose gate is near 1 then
-        carry the neighbour's features beside the others' own: what the following convolution needs to see
-        a displacement.
+    The learned bias per offset ``b`` (zero at the start) breaks the block's time symmetry: without it a
+    position weights its neighbours by content alone, the block computes the same function of a clip and
+    of its time reversal, and it cannot help tell a motion from its reverse (on the synthetic benchmark
+    the symmetric block left ``tada_small`` at chance on the horizontal, vertical and rotation pairs).
+    With it, a position can prefer its past or its future frame, and channels whose gate is near 1 then
+    carry the neighbour's features beside the others' own: what the following convolution needs to see
+    a displacement.
 
-        Why dot products rather than a [2k+1, 1, 1] conv emitting 2k+1 logits: the weight on a neighbour
-        then depends on that neighbour's own content (does the pixel at t' look like mine?), which is what
-        is needed to follow a moving object; fixed-offset logits computed from the centre pixel alone could
-        not tell a matching neighbour from a mismatching one. The values are the raw features, so the block
-        only mixes frames and leaves channel mixing to the following convolution.
+    Why dot products rather than a [2k+1, 1, 1] conv emitting 2k+1 logits: the weight on a neighbour
+    then depends on that neighbour's own content (does the pixel at t' look like mine?), which is what
+    is needed to follow a moving object; fixed-offset logits computed from the centre pixel alone could
+    not tell a matching neighbour from a mismatching one. The values are the raw features, so the block
+    only mixes frames and leaves channel mixing to the following convolution.
 
-        ``gamma`` is a per-channel gate starting at 0, so a new block is the identity (and, as with any
-        zero-init residual, ``q`` and ``k`` receive gradient only once ``gamma`` has moved). ``gamma = 1``
-        replaces each feature by the weighted sum. ``enabled=False`` (also settable later, for ablations on a
-        trained model) returns the input unchanged; the parameters are kept either way.
+    ``gamma`` is a per-channel gate starting at 0, so a new block is the identity (and, as with any
+    zero-init residual, ``q`` and ``k`` receive gradient only once ``gamma`` has moved). ``gamma = 1``
+    replaces each feature by the weighted sum. ``enabled=False`` (also settable later, for ablations on a
+    trained model) returns the input unchanged; the parameters are kept either way.
     """
 
     def __init__(self, channels: int, *, window: int = 1, reduction: int = 4, enabled: bool = True) -> None:
