@@ -167,3 +167,16 @@ def test_cost_of_a_test_sample_with_views_and_boxes(tmp_path: Path) -> None:
     }
     cost = _cost(create_model("strg_small", num_classes=5), sample, metrics)
     assert cost["train_clips_per_s"] == 15.0 and 0.2 < cost["gmacs"] < 0.25
+
+
+def test_a_region_model_on_a_benchmark_without_box_files_fails_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "old"
+    (data / "move_left").mkdir(parents=True)
+    (data / "classInd.txt").write_text("1 move_left\n")
+    (data / "move_left" / "move_left_0000.mp4").write_bytes(b"")
+    argv = ["demo", "--out", str(tmp_path / "out"), "--data", str(data), "--quick"]
+    assert main([*argv, "--models", "single_frame_small", "strg_small"]) == 2
+    assert "no box files" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "single_frame_small").exists()  # before any training

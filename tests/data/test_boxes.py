@@ -193,3 +193,47 @@ def test_a_video_without_box_file_is_skipped_and_reported(synth_root: Path, tmp_
     ds = _dataset(root, train=False, boxes_root=str(boxes_root))
     assert ds[1]["boxes"].shape[0] == 4 and not ds.failures
     assert ds[0].get("path") != str(ds.path(0)) and list(ds.failures.values()) == ["no box file"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            [[0, 1, 2, 3, 4, 0.5, 9, 9, 9], [1, 1, 2, 3, 4, 0.5, 9, 9, 9]],
+            "6 values",
+        ),  # 18 numbers: not 3 rows
+        ([[0.5, 1, 2, 3, 4, 0.5]], "whole"),
+        ([[-1, 1, 2, 3, 4, 0.5]], "whole"),
+        ([[0, 5, 2, 3, 4, 0.5]], "x2 < x1"),
+    ],
+)
+def test_malformed_rows_are_refused(tmp_path: Path, rows: list[list[float]], message: str) -> None:
+    path = tmp_path / "v.boxes.json"
+    path.write_text('{"boxes": ' + str(rows) + "}")
+    with pytest.raises(ActionrecError, match=message):
+        read_boxes(path)
+
+
+def test_frames_between_detected_ones_take_the_nearest(tmp_path: Path) -> None:
+    """A file written with every 2nd frame detected: a frame in between takes the boxes of the nearest
+    detected one (1 -> 2, which has none; 3 -> 4), a detected frame without rows has none, and frames
+    past the last detection take the last one."""
+    rows = [[0, 0, 0, 4, 4, 1.0], [4, 10, 10, 14, 14, 1.0]]
+    table = BoxTable.load(write_boxes(tmp_path / "v.boxes.json", rows, every=2))
+    boxes, mask = table.at(np.array([0, 1, 2, 3, 4, 5, 9]))
+    assert mask.sum(1).tolist() == [1, 0, 0, 1, 1, 1, 1]
+    assert boxes[3, 0].tolist() == [10, 10, 14, 14] and boxes[6, 0].tolist() == [10, 10, 14, 14]
+    plain = BoxTable.load(write_boxes(tmp_path / "w.boxes.json", rows))  # every frame detected
+    assert plain.at(np.array([1, 3]))[1].sum() == 0
+
+
+def test_boxes_follow_a_resized_copy_of_the_video(tmp_path: Path) -> None:
+    """Boxes written for 64 x 48 frames, read with the video re-encoded at 32 x 24: halved."""
+    from actionrec.data.sources import SampleSource
+
+    video = tmp_path / "v.mp4"
+    synth.write_mp4(video, np.zeros((4, 24, 32, 3), np.uint8), fps=4)
+    write_boxes(box_file(video), [[1, 8, 4, 40, 20, 1.0]], width=64, height=48, num_frames=4)
+    with SampleSource(video, streams=("rgb", "boxes")) as source:
+        out = source.read(np.array([1]))
+    assert out["boxes"][0, 0].tolist() == [4, 2, 20, 10]

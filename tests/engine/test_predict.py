@@ -181,3 +181,41 @@ def test_ucf101_reads_the_official_class_index(shared_data: Path, monkeypatch: p
     names = L.resolve_labels("ucf101")
     assert len(names) == 101 and names[0] == "ApplyEyeMakeup" and names[-1] == "YoYo"
     assert not any("\r" in n for n in names)
+
+
+def test_boxes_of_a_clip_read_in_uneven_chunks(grey_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clip decoded in chunks (the centre clip, frames 9-13, as 2 + 2 + 1) whose frames hold different
+    numbers of boxes: the boxes are joined along time, padded to the most boxes a frame has."""
+    from actionrec.data.boxes import BoxSource, box_file, write_boxes
+
+    class BoxCount(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+            self.seen: list[torch.Tensor] = []
+
+        def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+            self.seen.append(x["boxes_mask"])
+            return x["boxes_mask"].float().sum((1, 2))[:, None].expand(-1, 2) * self.scale
+
+    monkeypatch.setattr(P, "CHUNK", 2)
+    rows = [[f, 26, 18, 38, 30, 1.0] for f in range(24)]  # one box a frame near the centre (kept by the crop)
+    rows += [[12, 28, 20, 36, 28, 0.5], [12, 30, 22, 34, 26, 0.4]]
+    path = write_boxes(box_file(grey_video), rows)
+    card = {
+        "sampling": "dense",
+        "num_frames": 5,
+        "frame_interval": 1,
+        "crop_size": 32,
+        "short_side": 40,
+        "normalization": "minus_one_one",
+        "streams": ["rgb", "boxes"],
+    }
+    model = BoxCount()
+    try:
+        predict_video(model, grey_video, card=card, precision="fp32", num_clips=1, boxes=BoxSource())
+    finally:
+        path.unlink()
+    (mask,) = model.seen
+    assert mask.shape == (1, 5, 3)  # frame 12 has 3 boxes
+    assert mask.sum().item() == 5 + 2  # one box a frame, two more on frame 12

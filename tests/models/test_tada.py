@@ -231,3 +231,14 @@ def test_imagenet_resnet_initialisation(tmp_path: Path) -> None:
     with torch.no_grad():
         ours = model.head.pool(model.forward_features(x))
     torch.testing.assert_close(ours, per_frame, rtol=1e-4, atol=1e-4)
+
+
+def test_weights_saved_before_the_offset_bias_still_load() -> None:
+    old = tada.dynconv_small(num_classes=5)
+    sd = {k: v for k, v in old.state_dict().items() if not k.endswith("attn.offset_bias")}
+    new = tada.dynconv_small(num_classes=5)
+    converted = new.convert_state_dict(sd)
+    new.load_state_dict(converted)  # strict
+    assert not new.layer1[0].conv2.attn.offset_bias.any()
+    with pytest.raises(ValueError, match="consistency_parts"):
+        tada.tada_small(consistency_parts=1)

@@ -240,11 +240,12 @@ def _run_one(job: tuple[Path, Path, DetectOptions]) -> str | None:
 
 
 def _detect_and_write(model: torch.nn.Module, video: Path, target: Path, opts: DetectOptions) -> str | None:
+    """None when ``video``'s box file is written, else one line saying why not (the run goes on)."""
     try:
         rows, (n, h, w) = detect_video(model, video, opts)
-    except (ActionrecError, OSError, ValueError, IndexError) as e:
+        write_boxes(target, rows, width=w, height=h, num_frames=n, every=opts.every)
+    except (ActionrecError, OSError, ValueError, IndexError, RuntimeError) as e:
         return f"{video}: {e.reason if isinstance(e, VideoDecodeError) else e}"
-    write_boxes(target, rows, width=w, height=h, num_frames=n)
     return None
 
 

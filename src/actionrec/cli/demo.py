@@ -227,6 +227,24 @@ def _overrides(run: Run, data: Path, *, quick: bool, flow: Path | None = None) -
     return items + list(run.overrides)
 
 
+def _check_boxes(runs: list[Run], data: Path) -> None:
+    """A region model needs the benchmark's box files (written by ``actionrec synth`` since they exist)."""
+    from actionrec.data.boxes import box_file
+    from actionrec.engine.config import load_config
+    from actionrec.models.registry import get_card
+
+    for run in runs:
+        cfg = load_config(run.recipe, overrides=_overrides(run, data, quick=False))
+        if "boxes" not in get_card(cfg.model.name).streams or cfg.data.options.get("boxes_root"):
+            continue
+        first = next(data.glob("*/*.mp4"), None)
+        if first is not None and not box_file(first).is_file():
+            raise ActionrecError(
+                f"{data} has no box files (an older benchmark), which {run.label} needs: "
+                "generate it again into an empty folder (actionrec synth --out DIR, or demo --data DIR)"
+            )
+
+
 def run_model(run: Run, data: Path, out: Path, *, quick: bool, clips: int) -> tuple[dict[str, Any], Any]:
     """Train one run with its recipe and evaluate it: its demo summary and its test result (None for a
     label-free pretraining run, which is trained only)."""
@@ -372,6 +390,7 @@ def run(args: argparse.Namespace) -> int:
         Path(args.data) if args.data else out / ("synthetic-quick" if args.quick else "synthetic"),
         quick=args.quick,
     )
+    _check_boxes(runs, data)
     models: dict[str, dict[str, Any]] = {}
     results: dict[str, Any] = {}
     pretrained: dict[str, dict[str, Any]] = {}

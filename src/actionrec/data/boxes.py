@@ -14,7 +14,11 @@ A frame may have any number of rows, none included. Two encodings hold the same 
       {"format": "actionrec-boxes", "version": 1, "width": 320, "height": 240, "num_frames": 90,
        "boxes": [[0, 12.0, 30.5, 80.0, 140.0, 0.98], ...]}
 
-  ``width`` / ``height`` / ``num_frames`` describe the decoded video and are optional;
+  ``width`` / ``height`` / ``num_frames`` describe the decoded video and are optional; boxes are
+  rescaled when the frames decoded later have another size (a re-encoded copy of the video).
+  ``every`` (optional, default 1) says that only every ``every``-th frame (0, every, 2 every, ...) was
+  detected: a frame in between takes the boxes of the nearest detected frame, while a detected frame
+  without rows has no boxes;
 - CSV (``.boxes.csv``): a header line ``frame,x1,y1,x2,y2,score`` then one row per box.
 
 Where a video's file is (:func:`box_file`): with no ``boxes_root`` it lies next to the video, named
@@ -68,9 +72,19 @@ def box_file(
 
 
 def _as_rows(rows: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
-    table = np.asarray(rows, dtype=np.float64).reshape(-1, len(COLUMNS))  # (K, 6)
+    """Checked rows (K, 6): whole frame numbers >= 0, finite values, x2 >= x1 and y2 >= y1."""
+    table = np.asarray(rows, dtype=np.float64)
+    if table.size == 0:
+        return np.zeros((0, len(COLUMNS)))
+    if table.ndim != 2 or table.shape[1] != len(COLUMNS):
+        raise ValueError(f"every row must hold {len(COLUMNS)} values ({', '.join(COLUMNS)})")
     if not np.isfinite(table).all():
         raise ValueError("box rows hold a non-finite value")
+    frames = table[:, 0]
+    if (frames < 0).any() or (frames != np.round(frames)).any():
+        raise ValueError("frame numbers must be whole and >= 0")
+    if (table[:, 3] < table[:, 1]).any() or (table[:, 4] < table[:, 2]).any():
+        raise ValueError("a box has x2 < x1 or y2 < y1")
     return table
 
 
@@ -81,6 +95,7 @@ def write_boxes(
     width: int | None = None,
     height: int | None = None,
     num_frames: int | None = None,
+    every: int | None = None,
 ) -> Path:
     """Write ``rows`` (K, 6) ``frame, x1, y1, x2, y2, score`` to ``path`` (JSON or CSV by its name),
     atomically: a temporary file in the same folder renamed into place, so a reader (or a resumed
@@ -96,7 +111,7 @@ def write_boxes(
                 writer.writerow(COLUMNS)
                 writer.writerows([int(r[0]), *(round(float(v), 3) for v in r[1:])] for r in table)
             else:
-                meta = {"width": width, "height": height, "num_frames": num_frames}
+                meta = {"width": width, "height": height, "num_frames": num_frames, "every": every}
                 body = [[int(r[0]), *(round(float(v), 3) for v in r[1:])] for r in table]
                 doc = {
                     "format": FORMAT,
@@ -104,6 +119,9 @@ def write_boxes(
                     **{k: v for k, v in meta.items() if v is not None},
                 }
                 json.dump({**doc, "boxes": body}, f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a box file is as readable as any
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -113,7 +131,14 @@ def write_boxes(
 
 def read_boxes(path: str | Path) -> np.ndarray:
     """The rows (K, 6) float64 of a box file; :class:`BoxFileError` when missing or malformed."""
+    return read_box_file(path)[0]
+
+
+def read_box_file(path: str | Path) -> tuple[np.ndarray, dict[str, int]]:
+    """The rows (K, 6) of a box file and what it says of the video (``width``, ``height``,
+    ``num_frames``, ``every``: the keys it has); :class:`BoxFileError` when missing or malformed."""
     path = Path(path)
+    meta: dict[str, int] = {}
     try:
         if path.name.endswith(".csv"):
             with path.open(newline="") as f:
@@ -127,7 +152,8 @@ def read_boxes(path: str | Path) -> np.ndarray:
             if not isinstance(doc, dict) or "boxes" not in doc:
                 raise ValueError('expected an object with a "boxes" list')
             rows = doc["boxes"]
-        return _as_rows(rows)
+            meta = {k: int(doc[k]) for k in ("width", "height", "num_frames", "every") if doc.get(k)}
+        return _as_rows(rows), meta
     except FileNotFoundError:
         raise MissingBoxFileError(f"{path}: no box file (write one with `actionrec boxes`)") from None
     except (OSError, ValueError, TypeError, IndexError) as e:
@@ -137,9 +163,17 @@ def read_boxes(path: str | Path) -> np.ndarray:
 class BoxTable:
     """The boxes of one video by frame, best first; :meth:`at` gives those of sampled frames."""
 
-    def __init__(self, rows: np.ndarray, *, max_boxes: int | None = None) -> None:
+    def __init__(
+        self,
+        rows: np.ndarray,
+        *,
+        max_boxes: int | None = None,
+        every: int = 1,
+        size: tuple[int, int] | None = None,
+    ) -> None:
         if max_boxes is not None and max_boxes < 0:
             raise ValueError(f"max_boxes must be >= 0, got {max_boxes}")
+        self.every, self.size = max(1, every), size  # size: (width, height) the boxes are pixels of
         rows = _as_rows(rows)
         order = np.lexsort((-rows[:, 5], rows[:, 0]))  # by frame, then score descending (stable)
         rows = rows[order]
@@ -150,13 +184,24 @@ class BoxTable:
 
     @classmethod
     def load(cls, path: str | Path, *, max_boxes: int | None = None) -> BoxTable:
-        return cls(read_boxes(path), max_boxes=max_boxes)
+        rows, meta = read_box_file(path)
+        size = (meta["width"], meta["height"]) if "width" in meta and "height" in meta else None
+        return cls(rows, max_boxes=max_boxes, every=meta.get("every", 1), size=size)
+
+    def detected(self, frame: int) -> int:
+        """The detected frame whose boxes ``frame`` takes: itself, or the nearest multiple of ``every``
+        (not past the last frame that has boxes)."""
+        if self.every == 1:
+            return frame
+        nearest = (frame + self.every // 2) // self.every * self.every
+        last = max(self.by_frame, default=0)
+        return nearest if nearest <= last else last - last % self.every
 
     def at(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Boxes ``(*S, N, 4)`` float32 and mask ``(*S, N)`` bool at frame ``indices`` of shape ``S``;
         ``N`` is the most boxes any of these frames has (0 when none has any)."""
         indices = np.asarray(indices, dtype=np.int64)
-        per = [self.by_frame.get(int(i), np.zeros((0, 4))) for i in indices.ravel()]
+        per = [self.by_frame.get(self.detected(int(i)), np.zeros((0, 4))) for i in indices.ravel()]
         n = max((len(b) for b in per), default=0)
         boxes = np.zeros((len(per), n, 4), np.float32)  # (prod S, N, 4)
         mask = np.zeros((len(per), n), bool)

@@ -419,6 +419,8 @@ def _label_subset(a: ann.Annotations, fraction: float) -> ann.Annotations:
     """The first ``max(1, round(fraction * n_c))`` videos of each class in a fixed shuffle, in list order."""
     if fraction >= 1.0:
         return a
+    if any(y is None for _, y in a.samples):
+        raise ConfigError("label_fraction: the videos have no labels to keep a share of")
     order = np.random.default_rng(0).permutation(len(a.samples))
     kept: dict[int, int] = {}
     keep = []

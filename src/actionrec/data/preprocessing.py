@@ -256,7 +256,9 @@ class Preprocessing:
             )
 
         pipelines = {
-            s: pipeline(s == "flow", color_jitter if s == "rgb" else 0.0) for s in self.image_streams
+            # the future frames are the rgb frames after the clip: the same jitter (one seed a sample)
+            s: pipeline(s == "flow", color_jitter if s in ("rgb", "future") else 0.0)
+            for s in self.image_streams
         }
         return StreamTransform(pipelines, geometry_from=self.image_streams[0])
 

@@ -192,6 +192,11 @@ class SampleSource:
             )
         if self.boxes is not None:
             out["boxes"], out["boxes_mask"] = self.boxes.at(indices)  # (*S, N, 4), (*S, N)
+            frames = out.get("rgb")
+            size = getattr(self.boxes, "size", None)
+            if frames is not None and size is not None and (frames.shape[-2], frames.shape[-3]) != size:
+                scale = np.array([frames.shape[-2] / size[0], frames.shape[-3] / size[1]] * 2, np.float32)
+                out["boxes"] = out["boxes"] * scale  # the file's pixels -> the decoded frames' pixels
         return out
 
     def _decode(self, indices: np.ndarray) -> dict[int, np.ndarray]:

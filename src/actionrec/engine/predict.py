@@ -102,9 +102,11 @@ def _read_clip(source: SampleSource, row: np.ndarray, transform: Any) -> dict[st
     """
     parts = [transform(source.read(row[s : s + CHUNK])) for s in range(0, len(row), CHUNK)]
     out = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0] if k not in BOX_KEYS}  # (C, t, H, W)
-    if "boxes" in parts[0]:  # (t, N_i, 4) chunks, N_i the most boxes a frame of the chunk has
-        boxes, mask = pad_boxes([(p["boxes"], p["boxes_mask"]) for p in parts])  # (chunks, t, N, 4)
-        out["boxes"], out["boxes_mask"] = boxes.flatten(0, 1), mask.flatten(0, 1)  # -> (T, N, 4), (T, N)
+    if "boxes" in parts[0]:  # (t_i, N_i, 4) chunks: padded to the largest N_i, joined along time
+        n = max(p["boxes"].shape[1] for p in parts)
+        pad = [(p["boxes"], p["boxes_mask"], n - p["boxes"].shape[1]) for p in parts]
+        out["boxes"] = torch.cat([torch.nn.functional.pad(b, (0, 0, 0, k)) for b, _, k in pad])  # (T, N, 4)
+        out["boxes_mask"] = torch.cat([torch.nn.functional.pad(m, (0, k)) for _, m, k in pad])  # (T, N)
     return out
 
 

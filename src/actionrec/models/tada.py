@@ -138,6 +138,8 @@ class TAda2D(VideoClassifier):
         consistency_parts: int = 0,
     ) -> None:
         super().__init__()
+        if consistency_parts == 1 or consistency_parts < 0:
+            raise ValueError(f"consistency_parts must be 0 (off) or >= 2, got {consistency_parts}")
         self.num_classes = num_classes
         self.consistency_parts = consistency_parts
         stem_channels = stem_channels or widths[0]
@@ -209,7 +211,7 @@ class TAda2D(VideoClassifier):
         if "conv1.weight" in sd and "layer1.0.conv1.weight" in sd:
             return self._from_torchvision(sd)
         if not any(k.startswith("backbone.") for k in sd):
-            return sd
+            return self._fill_offset_bias(sd)
         out: dict[str, torch.Tensor] = {}
         for key, value in sd.items():
             new = _official_key(key)
@@ -219,6 +221,14 @@ class TAda2D(VideoClassifier):
                 value = value.flatten()  # (1, 1, C_out) -> (C_out,)
             out[new] = value
         return out
+
+    def _fill_offset_bias(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights saved before the attention had its bias per offset: those biases start at zero."""
+        own = self.state_dict()
+        biases = [k for k in own if k.endswith("attn.offset_bias") and k not in sd]
+        missing = {k: torch.zeros_like(own[k]) for k in biases}
+        has_attention = any(k.endswith("attn.gamma") for k in sd)
+        return {**sd, **missing} if missing and has_attention else sd
 
     def _from_torchvision(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """An ImageNet torchvision ResNet's state dict (the paper's initialisation, §4): every 2D
