@@ -118,7 +118,8 @@ def test_run_specs_label_recipe_and_overrides(tmp_path: Path) -> None:
         unlabelled.label == "tada_small:train.epochs=2" and unlabelled.folder == "tada_small_train.epochs_2"
     )
     recipe = parse_run("r2plus1d-small_8x3_synthetic-rgb", tmp_path)  # a packaged recipe by name
-    assert (recipe.recipe, recipe.model) == ("r2plus1d-small_8x3_synthetic-rgb", None)
+    assert (recipe.recipe, recipe.model, recipe.pretrain) == ("r2plus1d-small_8x3_synthetic-rgb", None, False)
+    assert parse_run("pre=dynamonet-small-pretrain_8x3_synthetic-rgb", tmp_path).pretrain
 
 
 @pytest.mark.parametrize(

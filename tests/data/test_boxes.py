@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from actionrec.data import synth
-from actionrec.data.boxes import BoxSource, BoxTable, box_file, read_boxes, top_boxes, write_boxes
+from actionrec.data.boxes import BoxSource, BoxTable, box_file, read_boxes, write_boxes
 from actionrec.data.datasets import DataConfig, build_dataset
 from actionrec.data.loader import collate_samples
 from actionrec.data.preprocessing import Preprocessing
@@ -59,8 +59,6 @@ def test_lookup_next_to_the_video_or_under_a_root(tmp_path: Path) -> None:
 
 
 def test_top_n_per_frame_and_frames_without_boxes() -> None:
-    kept = top_boxes(ROWS, 2)
-    assert kept[:, 0].tolist() == [0, 0, 2] and kept[:, 5].tolist() == [0.95, 0.9, 0.5]
     table = BoxTable(ROWS, max_boxes=2)
     boxes, mask = table.at(np.array([[0, 1, 2], [2, 2, 5]]))  # (clips, T) indices
     assert boxes.shape == (2, 3, 2, 4) and mask.shape == (2, 3, 2)
@@ -237,3 +235,13 @@ def test_boxes_follow_a_resized_copy_of_the_video(tmp_path: Path) -> None:
     with SampleSource(video, streams=("rgb", "boxes")) as source:
         out = source.read(np.array([1]))
     assert out["boxes"][0, 0].tolist() == [4, 2, 20, 10]
+
+
+def test_a_region_model_is_tested_with_one_crop_a_clip() -> None:
+    from actionrec.engine.config import build_split, load_config
+    from actionrec.errors import ConfigError
+    from actionrec.models.registry import get_card
+
+    cfg = load_config("strg-small_8x3_synthetic-rgb", overrides=["data.root=/nonexistent"])
+    with pytest.raises(ConfigError, match="one crop"):
+        build_split(cfg, get_card("strg_small"), subset="test", num_crops=3)

@@ -10,6 +10,7 @@ the two-way decision between them: a model that ignores frame order is at chance
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -191,6 +192,7 @@ class Run:
     recipe: str
     model: str | None  # set when the spec named a model (trained with its base's recipe if need be)
     overrides: tuple[str, ...] = ()
+    pretrain: bool = False  # a label-free run: trained, not tested, not in the table
 
     @property
     def folder(self) -> str:
@@ -211,8 +213,8 @@ def parse_run(spec: str, out: Path) -> Run:
     parse_overrides(overrides)  # each must read section.key=value
     is_recipe = name in packaged_recipes()
     run = Run(label, name if is_recipe else find_recipe(name), None if is_recipe else name, overrides)
-    load_config(run.recipe, overrides=_overrides(run, out, quick=False))  # a bad key fails before training
-    return run
+    cfg = load_config(run.recipe, overrides=_overrides(run, out, quick=False))  # a bad key fails now
+    return dataclasses.replace(run, pretrain=cfg.task.name == "pretrain")
 
 
 def _overrides(run: Run, data: Path, *, quick: bool, flow: Path | None = None) -> list[str]:
@@ -385,7 +387,7 @@ def run(args: argparse.Namespace) -> int:
     if len(set(labels)) != len(labels):
         raise ActionrecError(f"--models: two runs are labelled alike ({', '.join(labels)}); give LABEL=")
     for spec in args.fuse:
-        parse_fusion(spec, labels)
+        parse_fusion(spec, [r.label for r in runs if not r.pretrain])
     data = ensure_data(
         Path(args.data) if args.data else out / ("synthetic-quick" if args.quick else "synthetic"),
         quick=args.quick,

@@ -210,16 +210,6 @@ class BoxTable:
         return boxes.reshape(*indices.shape, n, 4), mask.reshape(*indices.shape, n)
 
 
-def top_boxes(rows: np.ndarray | Sequence[Sequence[float]], max_boxes: int) -> np.ndarray:
-    """The ``max_boxes`` highest-scoring rows of every frame (K', 6), sorted by frame then score."""
-    table = _as_rows(rows)
-    table = table[np.lexsort((-table[:, 5], table[:, 0]))]  # by frame, then score descending
-    keep = np.zeros(len(table), bool)
-    for frame in np.unique(table[:, 0]):
-        keep[np.flatnonzero(table[:, 0] == frame)[:max_boxes]] = True
-    return table[keep]
-
-
 class BoxSource:
     """Where a dataset's box files are (``root``: a folder mirroring the dataset, or None: next to
     each video) and how many boxes a frame keeps (``max_boxes``, the best by score; None: all)."""

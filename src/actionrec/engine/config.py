@@ -407,6 +407,8 @@ def build_split(
 
     train = subset == "train" if augment is None else augment
     pre = pre or preprocessing(cfg, card)
+    if "boxes" in pre.streams and num_crops > 1:
+        raise ConfigError("object boxes follow one crop a clip: evaluate a region model with --crops 1")
     if not train and num_clips != 1 and pre.sampling == "fps":
         raise ConfigError("sampling mode 'fps' takes the whole video as one clip; use --clips 1")
     transform = pre.transform(

@@ -81,8 +81,8 @@ class MotionFilterGenerator(nn.Module):
     ``steps`` (the backbone may have strided time), a temporal conv (kernel 3) with ReLU so each
     kernel sees its neighbours' features, and a 1 x 1 conv to the k^2 taps. ``normalize=True`` puts
     a softmax over the taps: every kernel is then a convex combination of shifted copies of the frame
-    (brightness kept, no blow-up); False leaves the taps free. The last layer starts with zero
-    weights near zero (N(0, 0.01)) and, when normalised, a bias giving half the mass to the centre tap:
+    (brightness kept, no blow-up); False leaves the taps free. The last layer starts with small
+    weights (N(0, 0.01)) and, when normalised, a bias giving half the mass to the centre tap:
     a fresh generator copies (mostly) the previous frame, the natural baseline, instead of blurring it.
     """
 
