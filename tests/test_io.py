@@ -41,3 +41,15 @@ def test_the_temp_file_sits_next_to_the_target_and_stale_ones_are_cleared(
     stale.write_bytes(b"half")
     assert remove_stale_temp_files(tmp_path) == [stale] and not stale.exists()
     assert (tmp_path / "x.bin").read_bytes() == b"data"
+
+
+def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
+    """The temporary file is private while written; the output gets 0o666 less the umask, like any file."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write(tmp_path / "out.bin", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -29,6 +29,12 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
     """Call ``write(binary_file)`` on a temp file next to ``path``, fsync it and move it over ``path``.
 
@@ -44,6 +50,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; outputs are ordinary files
         if before_replace is not None:
             before_replace(tmp)
         os.replace(tmp, path)

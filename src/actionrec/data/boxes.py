@@ -33,15 +33,15 @@ each frame (score order, ties by file order), padded to a common ``N`` with a ma
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from actionrec.errors import ActionrecError
+from actionrec.io import atomic_write
 
 BOX_SUFFIXES = (".boxes.json", ".boxes.csv")
 COLUMNS = ("frame", "x1", "y1", "x2", "y2", "score")
@@ -100,33 +100,19 @@ def write_boxes(
     """Write ``rows`` (K, 6) ``frame, x1, y1, x2, y2, score`` to ``path`` (JSON or CSV by its name),
     atomically: a temporary file in the same folder renamed into place, so a reader (or a resumed
     ``actionrec boxes``) never sees half a file."""
-    path = Path(path)
     table = _as_rows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            if path.name.endswith(".csv"):
-                writer = csv.writer(f)
-                writer.writerow(COLUMNS)
-                writer.writerows([int(r[0]), *(round(float(v), 3) for v in r[1:])] for r in table)
-            else:
-                meta = {"width": width, "height": height, "num_frames": num_frames, "every": every}
-                body = [[int(r[0]), *(round(float(v), 3) for v in r[1:])] for r in table]
-                doc = {
-                    "format": FORMAT,
-                    "version": VERSION,
-                    **{k: v for k, v in meta.items() if v is not None},
-                }
-                json.dump({**doc, "boxes": body}, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a box file is as readable as any
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    body = [[int(r[0]), *(round(float(v), 3) for v in r[1:])] for r in table]
+    if str(path).endswith(".csv"):
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(COLUMNS)
+        writer.writerows(body)
+        data = text.getvalue()
+    else:
+        meta = {"width": width, "height": height, "num_frames": num_frames, "every": every}
+        doc = {"format": FORMAT, "version": VERSION, **{k: v for k, v in meta.items() if v is not None}}
+        data = json.dumps({**doc, "boxes": body})
+    return atomic_write(path, lambda f: f.write(data.encode()))
 
 
 def read_boxes(path: str | Path) -> np.ndarray:
