@@ -28,3 +28,12 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def videos_dir(shared_data: Path) -> Path:
     return shared_data / "videos"
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread inside the test (exact comparisons of small models), the old count after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -30,12 +30,7 @@ def _pretrain_config():
     return load_config(base)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _clip(batch: int = 2, frames: int = 8, size: int = 32) -> dict[str, torch.Tensor]:

@@ -16,12 +16,7 @@ from actionrec.weights.convert import match_state_dict, prepare_state_dict
 FIXTURES = Path(__file__).parents[1] / "data" / "tada"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _clip(batch: int = 2, size: int = 48) -> torch.Tensor:

@@ -53,14 +53,14 @@ def strip_size(steps: int, size: int, scale: int) -> tuple[int, int]:
 
 def _read_clip(video: str, pre: Any, backend: str) -> dict[str, torch.Tensor]:
     """The centre clip and the frame after it: ``rgb`` (1, 3, T, S, S), ``future`` (1, 3, 1, S, S)."""
-    from actionrec.data.sampling import sample_indices
+    from actionrec.data.sampling import future_indices, sample_indices
     from actionrec.data.sources import SampleSource
 
     with SampleSource(video, streams=("rgb", "future"), backend=backend) as source:
         n = source.num_frames
         row = sample_indices(pre.sampling_config(1), num_frames=n, fps=source.fps, train=False)[0]
         step = pre.frame_interval if pre.sampling == "dense" else 1
-        future = np.minimum(row[-1:] + step, n - 1)  # (1,) the frame after the clip, clamped
+        future = future_indices(row[None], num_frames=n, step=step, count=1)[0]  # (1,) after the clip
         frames = source.read(row, future=future)  # rgb (T, H, W, 3), future (1, H, W, 3)
     out = pre.transform()(frames)  # (3, T, S, S) and (3, 1, S, S)
     return {k: v.unsqueeze(0) for k, v in out.items()}

@@ -42,7 +42,7 @@ from torch.utils.data import Dataset, get_worker_info
 from actionrec.data import annotations as ann
 from actionrec.data.boxes import BoxSource
 from actionrec.data.decode import BACKENDS
-from actionrec.data.sampling import SamplingConfig, sample_indices
+from actionrec.data.sampling import SamplingConfig, future_indices, sample_indices
 from actionrec.data.sources import FLOW_METHODS, FlowSource, FrameCache, SampleSource, needs_video
 from actionrec.data.streams import StreamTransform, pad_boxes
 from actionrec.errors import ActionrecError, ConfigError, DatasetError, VideoDecodeError
@@ -271,8 +271,7 @@ class VideoDataset(Dataset):
         if "future" not in self.streams:
             return None
         step = self.sampling.frame_interval if self.sampling.mode == "dense" else 1
-        ahead = indices[:, -1:] + step * np.arange(1, self.future_frames + 1)  # (clips, F)
-        return np.minimum(ahead, num_frames - 1)
+        return future_indices(indices, num_frames=num_frames, step=step, count=self.future_frames)
 
     def _rng(self, index: int) -> np.random.Generator:
         if self.train:  # torch's RNG is seeded per worker and per epoch by the DataLoader

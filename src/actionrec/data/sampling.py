@@ -273,6 +273,13 @@ class SamplingConfig:
         return self.clip_len
 
 
+def future_indices(indices: np.ndarray, *, num_frames: int, step: int, count: int) -> np.ndarray:
+    """The ``count`` frames after each clip of ``indices`` (clips, T), ``step`` apart (the clip's frame
+    interval), clamped to the last frame: (clips, count). A frame predictor's targets."""
+    ahead = indices[:, -1:] + step * np.arange(1, count + 1)  # (clips, count)
+    return np.minimum(ahead, num_frames - 1)
+
+
 def sample_indices(
     cfg: SamplingConfig,
     *,
